@@ -1,0 +1,107 @@
+//! The one canonical encoding: bincode `=2.0.1` with a fixed configuration, behind a version.
+//!
+//! Everything that is hashed or signed (command bodies, journal entries, the state) is encoded
+//! here and nowhere else, so the encoding can be swapped (bincode 2 is final and unmaintained,
+//! RUSTSEC-2025-0141) by bumping [`CODEC_VERSION`] in one place. This module must never encode
+//! JSON or protobuf: those are transport formats, not canonical bytes.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// The version of the canonical encoding. It is part of every signing domain and every hash
+/// domain, so bytes made under one version can never be mistaken for bytes of another.
+pub const CODEC_VERSION: u8 = 1;
+
+/// Little-endian, fixed-width integers, no size limit beyond the caller's own bounds.
+/// Fixed-width integers make every value's bytes independent of its magnitude, which keeps the
+/// golden vectors easy to read by hand.
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard()
+        .with_little_endian()
+        .with_fixed_int_encoding()
+}
+
+/// Why bytes could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The bytes are not a valid encoding of the expected type.
+    Malformed(String),
+    /// A valid value was decoded but bytes were left over: not canonical.
+    TrailingBytes { used: usize, total: usize },
+    /// The input is larger than the caller allows.
+    TooLarge { size: usize, size_max: usize },
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::Malformed(why) => write!(f, "malformed canonical bytes: {why}"),
+            DecodeError::TrailingBytes { used, total } => {
+                write!(f, "trailing bytes: decoded {used} of {total}")
+            }
+            DecodeError::TooLarge { size, size_max } => {
+                write!(f, "input of {size} bytes exceeds the limit of {size_max}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Encodes a value into its canonical bytes.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    // Encoding into a Vec cannot fail for our types: they contain no maps with non-string keys
+    // that bincode rejects, no `collect_str`, and writing to memory has no I/O errors.
+    bincode::serde::encode_to_vec(value, config()).expect("canonical encoding of a ledger type")
+}
+
+/// Appends a value's canonical bytes to `buffer` (used to hash without an extra allocation).
+pub fn encode_into<T: Serialize + ?Sized>(value: &T, buffer: &mut Vec<u8>) {
+    let bytes = encode(value);
+    buffer.extend_from_slice(&bytes);
+}
+
+/// Decodes canonical bytes, rejecting trailing bytes and inputs above `size_max`.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], size_max: usize) -> Result<T, DecodeError> {
+    if bytes.len() > size_max {
+        return Err(DecodeError::TooLarge { size: bytes.len(), size_max });
+    }
+    let (value, used) = bincode::serde::decode_from_slice(bytes, config())
+        .map_err(|error| DecodeError::Malformed(error.to_string()))?;
+    if used != bytes.len() {
+        return Err(DecodeError::TrailingBytes { used, total: bytes.len() });
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_are_fixed_width_little_endian() {
+        assert_eq!(encode(&1u64), vec![1, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(encode(&1u128).len(), 16);
+    }
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        let mut bytes = encode(&7u32);
+        bytes.push(0);
+        assert_eq!(
+            decode::<u32>(&bytes, 64),
+            Err(DecodeError::TrailingBytes { used: 4, total: 5 })
+        );
+    }
+
+    #[test]
+    fn oversized_input_is_rejected_before_decoding() {
+        let bytes = encode(&7u64);
+        assert_eq!(decode::<u64>(&bytes, 4), Err(DecodeError::TooLarge { size: 8, size_max: 4 }));
+    }
+
+    #[test]
+    fn invalid_bool_is_malformed() {
+        assert!(matches!(decode::<bool>(&[2], 1), Err(DecodeError::Malformed(_))));
+    }
+}

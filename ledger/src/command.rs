@@ -1,0 +1,50 @@
+//! Commands: what a party asks the ledger to do.
+//!
+//! Enums are externally tagged (`{"create_transfers": {...}}` in JSON): the canonical codec
+//! cannot decode internally tagged enums.
+//! A command is always wrapped in a signed envelope (`envelope.rs`) before it reaches
+//! `Ledger::apply`. The canonical encoding of an enum is its variant index, so variants are only
+//! ever appended at the end of [`Command`]; reordering them would change signed bytes.
+
+use crate::account::NewAccount;
+use crate::asset::Asset;
+use crate::party::{PartyId, PublicKey, Role};
+use crate::transfer::Transfer;
+use serde::{Deserialize, Serialize};
+
+/// Every command the ledger knows. Append new variants at the end only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    /// Bootstraps an empty ledger: registers the operator party with its keys and the first
+    /// assets. Signed by one of the keys it registers.
+    Genesis { operator: PartyId, keys: Vec<PublicKey>, assets: Vec<Asset> },
+    /// Registers a party with a role and its first keys (operator only).
+    RegisterParty { party: PartyId, role: Role, keys: Vec<PublicKey> },
+    /// Adds a key to a party (the party itself, or the operator).
+    AddKey { party: PartyId, key: PublicKey },
+    /// Revokes one of a party's keys (the party itself, or the operator). The last active key
+    /// cannot be revoked. Signatures made before the revocation stay valid for what they signed.
+    RevokeKey { party: PartyId, key: PublicKey },
+    /// Adds an asset (a GPU class or a model family) to the catalogue (operator only).
+    RegisterAsset { asset: Asset },
+    /// Opens accounts owned by the signer. Events may be linked into all-or-nothing chains.
+    CreateAccounts { accounts: Vec<NewAccount> },
+    /// Applies transfers. Events may be linked into all-or-nothing chains.
+    CreateTransfers { transfers: Vec<Transfer> },
+}
+
+impl Command {
+    /// The command's name as used in `spec/ledger.md` and the access-control table.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Genesis { .. } => "genesis",
+            Command::RegisterParty { .. } => "register_party",
+            Command::AddKey { .. } => "add_key",
+            Command::RevokeKey { .. } => "revoke_key",
+            Command::RegisterAsset { .. } => "register_asset",
+            Command::CreateAccounts { .. } => "create_accounts",
+            Command::CreateTransfers { .. } => "create_transfers",
+        }
+    }
+}

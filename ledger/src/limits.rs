@@ -1,0 +1,54 @@
+//! Every bound the ledger enforces, in one place, each with the reason it exists.
+//!
+//! "Put a limit on everything": a bound that is not here does not exist. The compile-time
+//! checks at the bottom state how the limits relate. This file must never read configuration
+//! at run time: the limits are part of the replicated state machine's definition, and two
+//! replicas with different limits would diverge.
+
+/// Transfers in one `CreateTransfers` command. 8,190 fits a 1 MiB request with room for the
+/// envelope, and matches the batch size the benchmarks compare against.
+pub const TRANSFERS_PER_BATCH_MAX: usize = 8_190;
+
+/// Accounts in one `CreateAccounts` command.
+pub const ACCOUNTS_PER_BATCH_MAX: usize = 8_190;
+
+/// Accounts one party may own. Bounds the state a single party can make every replica hold.
+pub const ACCOUNTS_PER_PARTY_MAX: u32 = 1_000_000;
+
+/// Keys one party may have registered at once (active and revoked are both kept, so rotation
+/// history stays auditable).
+pub const KEYS_PER_PARTY_MAX: usize = 16;
+
+/// Keys named in one `Genesis` or `RegisterParty` command.
+pub const KEYS_PER_COMMAND_MAX: usize = KEYS_PER_PARTY_MAX;
+
+/// Assets named in one `Genesis` command.
+pub const ASSETS_PER_GENESIS_MAX: usize = 64;
+
+/// Bytes of a party id (`[a-z0-9._-]`).
+pub const PARTY_ID_BYTES_MAX: usize = 64;
+
+/// Bytes of a GPU class or model family name inside an asset code (`GPUH:<class>`).
+pub const ASSET_NAME_BYTES_MAX: usize = 32;
+
+/// Bytes of one encoded signed command. The HTTP body limit is derived from this.
+/// A full transfer batch is 8,190 × 122 bytes ≈ 1.0 MB; the rest is headroom for the envelope.
+pub const COMMAND_BYTES_MAX: usize = 1_200_000;
+
+/// Bytes of a whole snapshot the ledger agrees to decode (the state of a large ledger).
+pub const SNAPSHOT_BYTES_MAX: usize = 8 * 1024 * 1024 * 1024;
+
+/// How far in the future an envelope may expire. Bounds the replay-protection set: a nonce need
+/// only be remembered until its envelope expires.
+pub const ENVELOPE_LIFETIME_NS_MAX: u64 = 120 * NS_PER_S;
+
+/// The longest timeout of a pending transfer (30 days).
+pub const PENDING_TIMEOUT_S_MAX: u32 = 30 * 24 * 3600;
+
+/// Nanoseconds in a second; timestamps are nanoseconds since the Unix epoch.
+pub const NS_PER_S: u64 = 1_000_000_000;
+
+const _: () = assert!(TRANSFERS_PER_BATCH_MAX * 122 < COMMAND_BYTES_MAX);
+const _: () = assert!(ACCOUNTS_PER_BATCH_MAX as u64 <= ACCOUNTS_PER_PARTY_MAX as u64);
+const _: () = assert!(KEYS_PER_COMMAND_MAX <= KEYS_PER_PARTY_MAX);
+const _: () = assert!((COMMAND_BYTES_MAX as u64) < u32::MAX as u64);

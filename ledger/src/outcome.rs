@@ -1,0 +1,72 @@
+//! Outcomes: what applying one command did, recorded in the journal beside the command.
+//!
+//! A rejected command is an outcome too (with a stable `Reason`), never a lost request and never
+//! a storage error. Batch commands report only the events that did not apply cleanly, by index,
+//! so a full batch that succeeds records a short outcome.
+
+use crate::reason::Reason;
+use serde::{Deserialize, Serialize};
+
+/// One event of a batch that did not simply apply: its index in the batch and why.
+/// `transfer_exists` and `account_exists` are listed too: they changed nothing, on purpose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventResult {
+    pub index: u32,
+    pub reason: Reason,
+}
+
+/// What an accepted command did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    GenesisApplied,
+    PartyRegistered,
+    KeyAdded,
+    KeyRevoked,
+    AssetRegistered,
+    /// Accounts opened, except the events listed.
+    AccountsCreated { results: Vec<EventResult> },
+    /// Transfers applied, except the events listed.
+    TransfersCreated { results: Vec<EventResult> },
+}
+
+/// The result of one command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandResult {
+    Accepted(Effect),
+    Rejected(Reason),
+}
+
+/// Everything applying one command changed, as recorded in its journal entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// Pending transfers that timed out at this command's timestamp, before it was applied.
+    pub expired: Vec<ExpiredTransfer>,
+    pub result: CommandResult,
+}
+
+/// A pending transfer released by its timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpiredTransfer {
+    #[serde(with = "crate::wire::u128_text")]
+    pub id: u128,
+}
+
+impl Outcome {
+    pub fn rejected(&self) -> Option<Reason> {
+        match self.result {
+            CommandResult::Rejected(reason) => Some(reason),
+            CommandResult::Accepted(_) => None,
+        }
+    }
+
+    /// The per-event results of a batch command (empty for other commands or rejections).
+    pub fn event_results(&self) -> &[EventResult] {
+        match &self.result {
+            CommandResult::Accepted(Effect::AccountsCreated { results })
+            | CommandResult::Accepted(Effect::TransfersCreated { results }) => results,
+            _ => &[],
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Reason codes: why a command or one event of a batch was not applied.
+//!
+//! Codes are stable: the number and the snake_case name of a code never change once released,
+//! and new codes are only appended. `spec/ledger.md` lists each with its meaning; the node maps
+//! them to HTTP statuses in one place. A reason is a recorded result, never a panic.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! reason_codes {
+    ($( $(#[$doc:meta])* $variant:ident = $number:literal, $name:literal; )*) => {
+        /// A stable reason code. See `spec/ledger.md` for each one's meaning.
+        ///
+        /// In JSON a reason is its name; in canonical bytes it is its number (a `u16`), so new
+        /// codes can be added in any group without changing the bytes of old ones.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Reason {
+            $( $(#[$doc])* $variant = $number, )*
+        }
+
+        impl Reason {
+            /// Every reason, in number order.
+            pub const ALL: &'static [Reason] = &[$(Reason::$variant),*];
+
+            /// The stable snake_case name (the JSON `code`).
+            pub fn name(self) -> &'static str {
+                match self { $(Reason::$variant => $name,)* }
+            }
+
+            /// The stable number.
+            pub fn number(self) -> u16 {
+                self as u16
+            }
+
+            /// The reason with this number, if there is one.
+            pub fn from_number(number: u16) -> Option<Reason> {
+                match number { $($number => Some(Reason::$variant),)* _ => None }
+            }
+
+            /// The reason with this name, if there is one.
+            pub fn from_name(name: &str) -> Option<Reason> {
+                match name { $($name => Some(Reason::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+reason_codes! {
+    // Envelope: who signed, when, and whether it was seen before.
+    /// The ledger has no genesis yet; only `Genesis` can be applied.
+    LedgerNotInitialised = 1, "ledger_not_initialised";
+    /// `Genesis` was already applied.
+    GenesisAlreadyApplied = 2, "genesis_already_applied";
+    /// The envelope's expiry is at or before the command timestamp.
+    EnvelopeExpired = 3, "envelope_expired";
+    /// The envelope expires further ahead than `ENVELOPE_LIFETIME_NS_MAX`.
+    EnvelopeExpiryTooFar = 4, "envelope_expiry_too_far";
+    /// The signer is not a registered party.
+    SignerUnknown = 5, "signer_unknown";
+    /// The key is not an active key of the signer (unknown, revoked, or another party's).
+    KeyNotOfSigner = 6, "key_not_of_signer";
+    /// The signature does not verify over the canonical bytes with the given key.
+    SignatureInvalid = 7, "signature_invalid";
+    /// The signer already used this nonce in an envelope that has not expired.
+    NonceReplayed = 8, "nonce_replayed";
+    /// The signer's role or identity does not allow this command.
+    NotPermitted = 9, "not_permitted";
+
+    // Parties and keys.
+    PartyIdInvalid = 20, "party_id_invalid";
+    PartyExists = 21, "party_exists";
+    PartyUnknown = 22, "party_unknown";
+    /// A command names no keys where at least one is needed.
+    KeysEmpty = 23, "keys_empty";
+    /// More keys than `KEYS_PER_PARTY_MAX`.
+    KeysTooMany = 24, "keys_too_many";
+    /// The key already belongs to a party (keys are never shared or reused).
+    KeyInUse = 25, "key_in_use";
+    /// The key is not one of the party's active keys.
+    KeyUnknown = 26, "key_unknown";
+    /// Revoking it would leave the party without an active key.
+    KeyLast = 27, "key_last";
+    /// The key bytes are not a valid ed25519 point.
+    KeyInvalid = 28, "key_invalid";
+
+    // Assets.
+    AssetExists = 40, "asset_exists";
+    AssetUnknown = 41, "asset_unknown";
+    AssetsTooMany = 42, "assets_too_many";
+
+    // Batches (accounts and transfers).
+    BatchEmpty = 60, "batch_empty";
+    BatchTooLarge = 61, "batch_too_large";
+    /// Another event in the same linked chain failed.
+    LinkedEventFailed = 62, "linked_event_failed";
+    /// The last event of the batch has `linked` set: the chain is never closed.
+    LinkedEventChainOpen = 63, "linked_event_chain_open";
+
+    // Accounts.
+    IdMustNotBeZero = 80, "id_must_not_be_zero";
+    IdMustNotBeIntMax = 81, "id_must_not_be_int_max";
+    AccountFlagsAreMutuallyExclusive = 82, "account_flags_are_mutually_exclusive";
+    /// Only the operator may open system accounts or accounts without
+    /// `debits_must_not_exceed_credits`.
+    AccountFlagsNotPermitted = 83, "account_flags_not_permitted";
+    AccountKindNotPermitted = 84, "account_kind_not_permitted";
+    AccountExists = 85, "account_exists";
+    AccountExistsWithDifferentFields = 86, "account_exists_with_different_fields";
+    AccountsPerPartyLimitReached = 87, "accounts_per_party_limit_reached";
+
+    // Transfers.
+    TransferFlagsAreMutuallyExclusive = 100, "transfer_flags_are_mutually_exclusive";
+    DebitAccountIdMustNotBeZero = 101, "debit_account_id_must_not_be_zero";
+    CreditAccountIdMustNotBeZero = 102, "credit_account_id_must_not_be_zero";
+    AccountsMustBeDifferent = 103, "accounts_must_be_different";
+    DebitAccountUnknown = 104, "debit_account_unknown";
+    CreditAccountUnknown = 105, "credit_account_unknown";
+    /// The two accounts hold different assets.
+    AssetMismatch = 106, "asset_mismatch";
+    AmountMustNotBeZero = 107, "amount_must_not_be_zero";
+    /// The signer does not own the account this transfer needs it to own.
+    NotAccountOwner = 108, "not_account_owner";
+    PendingIdMustBeZero = 109, "pending_id_must_be_zero";
+    PendingIdMustNotBeZero = 110, "pending_id_must_not_be_zero";
+    PendingIdMustNotBeIntMax = 111, "pending_id_must_not_be_int_max";
+    PendingIdMustBeDifferent = 112, "pending_id_must_be_different";
+    TimeoutReservedForPendingTransfer = 113, "timeout_reserved_for_pending_transfer";
+    TimeoutTooLong = 114, "timeout_too_long";
+    PendingTransferNotFound = 115, "pending_transfer_not_found";
+    PendingTransferNotPending = 116, "pending_transfer_not_pending";
+    PendingTransferHasDifferentDebitAccountId = 117, "pending_transfer_has_different_debit_account_id";
+    PendingTransferHasDifferentCreditAccountId = 118, "pending_transfer_has_different_credit_account_id";
+    ExceedsPendingTransferAmount = 119, "exceeds_pending_transfer_amount";
+    PendingTransferHasDifferentAmount = 120, "pending_transfer_has_different_amount";
+    PendingTransferAlreadyPosted = 121, "pending_transfer_already_posted";
+    PendingTransferAlreadyVoided = 122, "pending_transfer_already_voided";
+    PendingTransferExpired = 123, "pending_transfer_expired";
+    /// The same id was already applied with exactly these fields: nothing changed (idempotent).
+    TransferExists = 124, "transfer_exists";
+    /// The same id was already applied with other fields: rejected.
+    TransferExistsWithDifferentFields = 125, "transfer_exists_with_different_fields";
+    OverflowsDebitsPending = 126, "overflows_debits_pending";
+    OverflowsCreditsPending = 127, "overflows_credits_pending";
+    OverflowsDebitsPosted = 128, "overflows_debits_posted";
+    OverflowsCreditsPosted = 129, "overflows_credits_posted";
+    /// The debit account has `debits_must_not_exceed_credits` and would be overdrawn.
+    ExceedsCredits = 130, "exceeds_credits";
+    /// The credit account has `credits_must_not_exceed_debits` and would exceed its debits.
+    ExceedsDebits = 131, "exceeds_debits";
+}
+
+impl Serialize for Reason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.serialize_str(self.name())
+        } else {
+            serializer.serialize_u16(self.number())
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Reason {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Reason, D::Error> {
+        use serde::de::Error;
+        if deserializer.is_human_readable() {
+            let name = String::deserialize(deserializer)?;
+            Reason::from_name(&name).ok_or_else(|| D::Error::custom(format!("unknown reason {name:?}")))
+        } else {
+            let number = u16::deserialize(deserializer)?;
+            Reason::from_number(number)
+                .ok_or_else(|| D::Error::custom(format!("unknown reason number {number}")))
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn numbers_and_names_are_unique_and_names_match_serde() {
+        let numbers: BTreeSet<u16> = Reason::ALL.iter().map(|r| r.number()).collect();
+        let names: BTreeSet<&str> = Reason::ALL.iter().map(|r| r.name()).collect();
+        assert_eq!(numbers.len(), Reason::ALL.len());
+        assert_eq!(names.len(), Reason::ALL.len());
+        for reason in Reason::ALL {
+            let json = serde_json::to_string(reason).unwrap();
+            assert_eq!(json, format!("\"{}\"", reason.name()));
+            assert_eq!(serde_json::from_str::<Reason>(&json).unwrap(), *reason);
+            let bytes = crate::codec::encode(reason);
+            assert_eq!(bytes, reason.number().to_le_bytes());
+            assert_eq!(crate::codec::decode::<Reason>(&bytes, 2).unwrap(), *reason);
+        }
+    }
+}

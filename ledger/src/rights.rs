@@ -1,0 +1,23 @@
+//! Rights: which role may sign which command, before any command-specific check.
+//!
+//! This is the first of two gates. It looks only at the signer's role and identity and the
+//! command's kind; ownership of accounts is checked where the accounts are touched
+//! (`state_machine.rs`). The table in `spec/access.md` is generated from the same rules and a
+//! test tries every cell.
+
+use crate::command::Command;
+use crate::party::{PartyId, Role};
+
+/// Whether a party with `role` and id `signer` may sign `command` at all.
+pub fn permitted(role: Role, signer: &PartyId, command: &Command) -> bool {
+    match command {
+        // Genesis is only valid on an empty ledger, where nobody has a role yet.
+        Command::Genesis { .. } => false,
+        Command::RegisterParty { .. } | Command::RegisterAsset { .. } => role == Role::Operator,
+        Command::AddKey { party, .. } | Command::RevokeKey { party, .. } => {
+            party == signer || role == Role::Operator
+        }
+        // Auditors read; they never move or hold anything.
+        Command::CreateAccounts { .. } | Command::CreateTransfers { .. } => role != Role::Auditor,
+    }
+}

@@ -1,0 +1,790 @@
+//! The replicated state machine: `Ledger::apply(command, timestamp) -> JournalEntry`.
+//!
+//! Deterministic: the same commands with the same timestamps give byte-identical state on every
+//! replica. It never reads a clock (the leader stamps each command), never does I/O, and
+//! iterates only ordered maps. A command that fails is a recorded outcome with a `Reason`; a
+//! broken invariant (for example a timestamp that does not increase) is a bug and panics.
+
+use crate::account::{Account, AccountFlags, Balances, NewAccount};
+use crate::asset::Asset;
+use crate::codec;
+use crate::command::Command;
+use crate::envelope::{key_is_valid, CommandBody, SignedCommand};
+use crate::journal::{Hash, Head, JournalEntry};
+use crate::limits::{
+    ACCOUNTS_PER_BATCH_MAX, ACCOUNTS_PER_PARTY_MAX, ASSETS_PER_GENESIS_MAX, ENVELOPE_LIFETIME_NS_MAX,
+    KEYS_PER_COMMAND_MAX, KEYS_PER_PARTY_MAX, PENDING_TIMEOUT_S_MAX, SNAPSHOT_BYTES_MAX,
+    TRANSFERS_PER_BATCH_MAX,
+};
+use crate::outcome::{CommandResult, Effect, EventResult, ExpiredTransfer, Outcome};
+use crate::party::{KeyRecord, Party, PartyId, PublicKey, Role};
+use crate::reason::Reason;
+use crate::rights;
+use crate::transfer::{PendingState, Transfer, TransferRecord};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Prefix of the state hash, so it can never equal a journal or signing hash.
+const STATE_HASH_DOMAIN: &[u8] = b"cbank.state.v1\0";
+
+/// Everything the ledger knows. Only ordered collections: their encoding is canonical.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct State {
+    operator: Option<PartyId>,
+    parties: BTreeMap<PartyId, Party>,
+    /// Every key ever registered and its party. Keys are never reused, even after revocation.
+    key_owners: BTreeMap<PublicKey, PartyId>,
+    assets: BTreeSet<Asset>,
+    accounts: BTreeMap<u128, Account>,
+    accounts_per_party: BTreeMap<PartyId, u32>,
+    transfers: BTreeMap<u128, TransferRecord>,
+    /// Pending transfers with a timeout, by (deadline, id).
+    pending_deadlines: BTreeSet<(u64, u128)>,
+    /// Nonces of live envelopes, with their expiry.
+    nonces: BTreeMap<(PartyId, u128), u64>,
+    /// The same nonces ordered by expiry, to forget them once their envelopes expire.
+    nonce_expiries: BTreeSet<(u64, PartyId, u128)>,
+}
+
+/// The replicated state machine.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ledger {
+    head: Head,
+    last_timestamp_ns: u64,
+    state: State,
+}
+
+/// What to restore when a linked chain fails part-way.
+enum Undo {
+    Balances(u128, Balances),
+    AccountInserted(u128, PartyId),
+    TransferInserted(u128),
+    TransferState(u128, PendingState),
+    DeadlineInserted(u64, u128),
+    DeadlineRemoved(u64, u128),
+}
+
+/// Whether an event applied (`Ok(None)`), was a harmless repeat (`Ok(Some(reason))`), or failed.
+type EventOutcome = Result<Option<Reason>, Reason>;
+
+impl Ledger {
+    /// An empty ledger: only `Genesis` can be applied to it.
+    pub fn new() -> Ledger {
+        Ledger::default()
+    }
+
+    /// Applies one signed command at `timestamp_ns` and returns its journal entry.
+    ///
+    /// # Panics
+    /// If `timestamp_ns` is not greater than the previous command's: the leader guarantees
+    /// strictly increasing timestamps, so this is a bug, not bad input.
+    pub fn apply(&mut self, command: &SignedCommand, timestamp_ns: u64) -> JournalEntry {
+        assert!(
+            timestamp_ns > self.last_timestamp_ns,
+            "timestamps must strictly increase: {timestamp_ns} after {}",
+            self.last_timestamp_ns
+        );
+        self.last_timestamp_ns = timestamp_ns;
+        let expired = self.expire_pending_transfers(timestamp_ns);
+        self.forget_expired_nonces(timestamp_ns);
+        let result = match self.check_envelope(command, timestamp_ns) {
+            Err(reason) => CommandResult::Rejected(reason),
+            Ok(role) => match self.execute(role, &command.body, timestamp_ns) {
+                Ok(effect) => CommandResult::Accepted(effect),
+                Err(reason) => CommandResult::Rejected(reason),
+            },
+        };
+        let entry = JournalEntry::new(&self.head, timestamp_ns, command.clone(), Outcome { expired, result });
+        self.head = entry.head();
+        entry
+    }
+
+    /// The journal head: the index and hash of the last applied entry.
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    pub fn last_timestamp_ns(&self) -> u64 {
+        self.last_timestamp_ns
+    }
+
+    /// Whether `Genesis` has been applied.
+    pub fn is_initialised(&self) -> bool {
+        self.state.operator.is_some()
+    }
+
+    /// A hash over the whole state (and the head): two replicas that applied the same journal
+    /// have the same state hash.
+    pub fn state_hash(&self) -> Hash {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(STATE_HASH_DOMAIN);
+        hasher.update(&self.snapshot());
+        Hash(*hasher.finalize().as_bytes())
+    }
+
+    /// The whole ledger as canonical bytes (for Raft snapshots).
+    pub fn snapshot(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+
+    /// A ledger from `snapshot()` bytes.
+    pub fn restore(bytes: &[u8]) -> Result<Ledger, codec::DecodeError> {
+        codec::decode(bytes, SNAPSHOT_BYTES_MAX)
+    }
+
+    pub fn operator(&self) -> Option<&PartyId> {
+        self.state.operator.as_ref()
+    }
+
+    pub fn party(&self, id: &PartyId) -> Option<&Party> {
+        self.state.parties.get(id)
+    }
+
+    pub fn parties(&self) -> impl Iterator<Item = &Party> {
+        self.state.parties.values()
+    }
+
+    pub fn account(&self, id: u128) -> Option<&Account> {
+        self.state.accounts.get(&id)
+    }
+
+    pub fn accounts(&self) -> impl Iterator<Item = &Account> {
+        self.state.accounts.values()
+    }
+
+    pub fn transfer(&self, id: u128) -> Option<&TransferRecord> {
+        self.state.transfers.get(&id)
+    }
+
+    pub fn transfers(&self) -> impl Iterator<Item = &TransferRecord> {
+        self.state.transfers.values()
+    }
+
+    pub fn assets(&self) -> impl Iterator<Item = &Asset> {
+        self.state.assets.iter()
+    }
+
+    /// Checks every invariant of `spec/invariants.md` that the state alone can show. Returns
+    /// the first violation found. Costs a pass over all accounts and transfers.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        crate::invariants::check(self)
+    }
+
+    pub(crate) fn nonce_count(&self) -> (usize, usize) {
+        (self.state.nonces.len(), self.state.nonce_expiries.len())
+    }
+
+    pub(crate) fn pending_deadlines(&self) -> &BTreeSet<(u64, u128)> {
+        &self.state.pending_deadlines
+    }
+
+    pub(crate) fn accounts_per_party(&self) -> &BTreeMap<PartyId, u32> {
+        &self.state.accounts_per_party
+    }
+
+    // ---- envelope -------------------------------------------------------------------------
+
+    /// Checks time, signer, key, signature, replay and role, in that order; records the nonce
+    /// once the signature is known good. Returns the signer's role.
+    fn check_envelope(&mut self, command: &SignedCommand, timestamp_ns: u64) -> Result<Role, Reason> {
+        let body = &command.body;
+        let is_genesis = matches!(body.command, Command::Genesis { .. });
+        match (is_genesis, self.is_initialised()) {
+            (true, true) => return Err(Reason::GenesisAlreadyApplied),
+            (false, false) => return Err(Reason::LedgerNotInitialised),
+            _ => {}
+        }
+        if body.expires_at_ns <= timestamp_ns {
+            return Err(Reason::EnvelopeExpired);
+        }
+        if body.expires_at_ns - timestamp_ns > ENVELOPE_LIFETIME_NS_MAX {
+            return Err(Reason::EnvelopeExpiryTooFar);
+        }
+        let role = if let Command::Genesis { operator, keys, .. } = &body.command {
+            if body.signer != *operator || !keys.contains(&body.key) {
+                return Err(Reason::KeyNotOfSigner);
+            }
+            Role::Operator
+        } else {
+            let party = self.state.parties.get(&body.signer).ok_or(Reason::SignerUnknown)?;
+            if !party.key_is_active(&body.key) {
+                return Err(Reason::KeyNotOfSigner);
+            }
+            party.role
+        };
+        if !command.signature_is_valid() {
+            return Err(Reason::SignatureInvalid);
+        }
+        let nonce_key = (body.signer.clone(), body.nonce);
+        if self.state.nonces.contains_key(&nonce_key) {
+            return Err(Reason::NonceReplayed);
+        }
+        self.state.nonces.insert(nonce_key, body.expires_at_ns);
+        self.state.nonce_expiries.insert((body.expires_at_ns, body.signer.clone(), body.nonce));
+        if !is_genesis && !rights::permitted(role, &body.signer, &body.command) {
+            return Err(Reason::NotPermitted);
+        }
+        Ok(role)
+    }
+
+    /// Forgets nonces whose envelopes have expired: an expired envelope is rejected anyway.
+    fn forget_expired_nonces(&mut self, timestamp_ns: u64) {
+        while let Some(first) = self.state.nonce_expiries.first() {
+            if first.0 > timestamp_ns {
+                break;
+            }
+            let (_, party, nonce) = self.state.nonce_expiries.pop_first().expect("first exists");
+            self.state.nonces.remove(&(party, nonce));
+        }
+    }
+
+    // ---- commands -------------------------------------------------------------------------
+
+    fn execute(&mut self, role: Role, body: &CommandBody, timestamp_ns: u64) -> Result<Effect, Reason> {
+        let signer = &body.signer;
+        match &body.command {
+            Command::Genesis { operator, keys, assets } => {
+                self.genesis(operator, keys, assets, timestamp_ns)
+            }
+            Command::RegisterParty { party, role, keys } => {
+                self.register_party(party, *role, keys, timestamp_ns)?;
+                Ok(Effect::PartyRegistered)
+            }
+            Command::AddKey { party, key } => self.add_key(party, key, timestamp_ns),
+            Command::RevokeKey { party, key } => self.revoke_key(party, key, timestamp_ns),
+            Command::RegisterAsset { asset } => {
+                if !self.state.assets.insert(asset.clone()) {
+                    return Err(Reason::AssetExists);
+                }
+                Ok(Effect::AssetRegistered)
+            }
+            Command::CreateAccounts { accounts } => {
+                check_batch_size(accounts.len(), ACCOUNTS_PER_BATCH_MAX)?;
+                let results = self.apply_linked_events(accounts, |a| a.flags.linked, |ledger, account, undo| {
+                    ledger.create_account(signer, role, account, timestamp_ns, undo)
+                });
+                Ok(Effect::AccountsCreated { results })
+            }
+            Command::CreateTransfers { transfers } => {
+                check_batch_size(transfers.len(), TRANSFERS_PER_BATCH_MAX)?;
+                let journal_index = self.head.index + 1;
+                let results = self.apply_linked_events(transfers, |t| t.flags.linked, |ledger, transfer, undo| {
+                    ledger.create_transfer(signer, transfer, timestamp_ns, journal_index, undo)
+                });
+                Ok(Effect::TransfersCreated { results })
+            }
+        }
+    }
+
+    fn genesis(
+        &mut self,
+        operator: &PartyId,
+        keys: &[PublicKey],
+        assets: &[Asset],
+        timestamp_ns: u64,
+    ) -> Result<Effect, Reason> {
+        if assets.len() > ASSETS_PER_GENESIS_MAX {
+            return Err(Reason::AssetsTooMany);
+        }
+        let unique: BTreeSet<&Asset> = assets.iter().collect();
+        if unique.len() != assets.len() {
+            return Err(Reason::AssetExists);
+        }
+        self.register_party(operator, Role::Operator, keys, timestamp_ns)?;
+        self.state.operator = Some(operator.clone());
+        self.state.assets.extend(assets.iter().cloned());
+        Ok(Effect::GenesisApplied)
+    }
+
+    fn register_party(
+        &mut self,
+        id: &PartyId,
+        role: Role,
+        keys: &[PublicKey],
+        timestamp_ns: u64,
+    ) -> Result<(), Reason> {
+        if !id.is_valid() {
+            return Err(Reason::PartyIdInvalid);
+        }
+        if self.state.parties.contains_key(id) {
+            return Err(Reason::PartyExists);
+        }
+        if keys.is_empty() {
+            return Err(Reason::KeysEmpty);
+        }
+        if keys.len() > KEYS_PER_COMMAND_MAX {
+            return Err(Reason::KeysTooMany);
+        }
+        let mut records = BTreeMap::new();
+        for key in keys {
+            if !key_is_valid(key) {
+                return Err(Reason::KeyInvalid);
+            }
+            if self.state.key_owners.contains_key(key) {
+                return Err(Reason::KeyInUse);
+            }
+            let record = KeyRecord { added_at_ns: timestamp_ns, revoked_at_ns: None };
+            if records.insert(*key, record).is_some() {
+                return Err(Reason::KeyInUse);
+            }
+        }
+        for key in keys {
+            self.state.key_owners.insert(*key, id.clone());
+        }
+        let party = Party { id: id.clone(), role, keys: records, registered_at_ns: timestamp_ns };
+        self.state.parties.insert(id.clone(), party);
+        Ok(())
+    }
+
+    fn add_key(&mut self, id: &PartyId, key: &PublicKey, timestamp_ns: u64) -> Result<Effect, Reason> {
+        let party = self.state.parties.get_mut(id).ok_or(Reason::PartyUnknown)?;
+        if !key_is_valid(key) {
+            return Err(Reason::KeyInvalid);
+        }
+        if self.state.key_owners.contains_key(key) {
+            return Err(Reason::KeyInUse);
+        }
+        if party.keys.len() >= KEYS_PER_PARTY_MAX {
+            return Err(Reason::KeysTooMany);
+        }
+        party.keys.insert(*key, KeyRecord { added_at_ns: timestamp_ns, revoked_at_ns: None });
+        self.state.key_owners.insert(*key, id.clone());
+        Ok(Effect::KeyAdded)
+    }
+
+    fn revoke_key(&mut self, id: &PartyId, key: &PublicKey, timestamp_ns: u64) -> Result<Effect, Reason> {
+        let party = self.state.parties.get_mut(id).ok_or(Reason::PartyUnknown)?;
+        if !party.key_is_active(key) {
+            return Err(Reason::KeyUnknown);
+        }
+        if party.active_key_count() == 1 {
+            return Err(Reason::KeyLast);
+        }
+        let record = party.keys.get_mut(key).expect("an active key has a record");
+        record.revoked_at_ns = Some(timestamp_ns);
+        Ok(Effect::KeyRevoked)
+    }
+
+    // ---- batches --------------------------------------------------------------------------
+
+    /// Applies a batch of events in order. Consecutive events with `linked` set form a chain
+    /// with the first event after them that does not: the chain applies whole or not at all.
+    /// Returns the events that did not simply apply.
+    fn apply_linked_events<E>(
+        &mut self,
+        events: &[E],
+        linked: impl Fn(&E) -> bool,
+        mut apply_one: impl FnMut(&mut Ledger, &E, &mut Vec<Undo>) -> EventOutcome,
+    ) -> Vec<EventResult> {
+        let mut results = Vec::new();
+        let mut undo = Vec::new();
+        let mut chain_results = Vec::new();
+        let mut start = 0;
+        while start < events.len() {
+            let mut end = start;
+            while end < events.len() && linked(&events[end]) {
+                end += 1;
+            }
+            if end == events.len() {
+                // The last event is linked: the chain never closes, so none of it applies.
+                for index in start..events.len() {
+                    let reason = if index + 1 == events.len() {
+                        Reason::LinkedEventChainOpen
+                    } else {
+                        Reason::LinkedEventFailed
+                    };
+                    results.push(event_result(index, reason));
+                }
+                break;
+            }
+            undo.clear();
+            chain_results.clear();
+            let mut failed = None;
+            for (index, event) in events.iter().enumerate().take(end + 1).skip(start) {
+                match apply_one(self, event, &mut undo) {
+                    Ok(None) => {}
+                    Ok(Some(reason)) => chain_results.push(event_result(index, reason)),
+                    Err(reason) => {
+                        failed = Some((index, reason));
+                        break;
+                    }
+                }
+            }
+            match failed {
+                None => results.append(&mut chain_results),
+                Some((failed_index, reason)) => {
+                    self.roll_back(&mut undo);
+                    for index in start..=end {
+                        let reason = if index == failed_index { reason } else { Reason::LinkedEventFailed };
+                        results.push(event_result(index, reason));
+                    }
+                }
+            }
+            start = end + 1;
+        }
+        results
+    }
+
+    fn roll_back(&mut self, undo: &mut Vec<Undo>) {
+        let state = &mut self.state;
+        while let Some(step) = undo.pop() {
+            match step {
+                Undo::Balances(id, balances) => {
+                    state.accounts.get_mut(&id).expect("undone account exists").balances = balances;
+                }
+                Undo::AccountInserted(id, party) => {
+                    state.accounts.remove(&id);
+                    let count = state.accounts_per_party.get_mut(&party).expect("owner counted");
+                    *count -= 1;
+                    if *count == 0 {
+                        state.accounts_per_party.remove(&party);
+                    }
+                }
+                Undo::TransferInserted(id) => {
+                    state.transfers.remove(&id);
+                }
+                Undo::TransferState(id, previous) => {
+                    state.transfers.get_mut(&id).expect("undone transfer exists").state = previous;
+                }
+                Undo::DeadlineInserted(deadline, id) => {
+                    state.pending_deadlines.remove(&(deadline, id));
+                }
+                Undo::DeadlineRemoved(deadline, id) => {
+                    state.pending_deadlines.insert((deadline, id));
+                }
+            }
+        }
+    }
+
+    // ---- accounts -------------------------------------------------------------------------
+
+    fn create_account(
+        &mut self,
+        signer: &PartyId,
+        role: Role,
+        new: &NewAccount,
+        timestamp_ns: u64,
+        undo: &mut Vec<Undo>,
+    ) -> EventOutcome {
+        check_id(new.id)?;
+        let flags = new.flags;
+        if flags.debits_must_not_exceed_credits && flags.credits_must_not_exceed_debits {
+            return Err(Reason::AccountFlagsAreMutuallyExclusive);
+        }
+        if let Some(existing) = self.state.accounts.get(&new.id) {
+            return if existing.matches(new, signer) {
+                Ok(Some(Reason::AccountExists))
+            } else {
+                Err(Reason::AccountExistsWithDifferentFields)
+            };
+        }
+        if !self.state.assets.contains(&new.asset) {
+            return Err(Reason::AssetUnknown);
+        }
+        if role != Role::Operator {
+            if new.kind.is_system() {
+                return Err(Reason::AccountKindNotPermitted);
+            }
+            // Without this flag an account could pay from nothing: only the operator's mint
+            // and system accounts may run a debit balance.
+            if !flags.debits_must_not_exceed_credits {
+                return Err(Reason::AccountFlagsNotPermitted);
+            }
+        }
+        let count = self.state.accounts_per_party.entry(signer.clone()).or_insert(0);
+        if *count >= ACCOUNTS_PER_PARTY_MAX {
+            return Err(Reason::AccountsPerPartyLimitReached);
+        }
+        *count += 1;
+        let account = Account {
+            id: new.id,
+            party: signer.clone(),
+            asset: new.asset.clone(),
+            kind: new.kind,
+            flags: AccountFlags { linked: false, ..flags },
+            reference: new.reference,
+            balances: Balances::default(),
+            timestamp_ns,
+        };
+        self.state.accounts.insert(new.id, account);
+        undo.push(Undo::AccountInserted(new.id, signer.clone()));
+        Ok(None)
+    }
+
+    // ---- transfers ------------------------------------------------------------------------
+
+    fn create_transfer(
+        &mut self,
+        signer: &PartyId,
+        transfer: &Transfer,
+        timestamp_ns: u64,
+        journal_index: u64,
+        undo: &mut Vec<Undo>,
+    ) -> EventOutcome {
+        check_id(transfer.id)?;
+        let flags = transfer.flags;
+        let phases = [flags.pending, flags.post_pending, flags.void_pending];
+        if phases.iter().filter(|set| **set).count() > 1 {
+            return Err(Reason::TransferFlagsAreMutuallyExclusive);
+        }
+        if let Some(existing) = self.state.transfers.get(&transfer.id) {
+            return if existing.transfer == *transfer {
+                Ok(Some(Reason::TransferExists))
+            } else {
+                Err(Reason::TransferExistsWithDifferentFields)
+            };
+        }
+        if flags.post_pending || flags.void_pending {
+            self.post_or_void(signer, transfer, timestamp_ns, journal_index, undo)
+        } else {
+            self.transfer_single_or_pending(signer, transfer, timestamp_ns, journal_index, undo)
+        }
+    }
+
+    fn transfer_single_or_pending(
+        &mut self,
+        signer: &PartyId,
+        transfer: &Transfer,
+        timestamp_ns: u64,
+        journal_index: u64,
+        undo: &mut Vec<Undo>,
+    ) -> EventOutcome {
+        let pending = transfer.flags.pending;
+        if transfer.pending_id != 0 {
+            return Err(Reason::PendingIdMustBeZero);
+        }
+        if !pending && transfer.timeout_s != 0 {
+            return Err(Reason::TimeoutReservedForPendingTransfer);
+        }
+        if transfer.timeout_s > PENDING_TIMEOUT_S_MAX {
+            return Err(Reason::TimeoutTooLong);
+        }
+        if transfer.debit_account_id == 0 {
+            return Err(Reason::DebitAccountIdMustNotBeZero);
+        }
+        if transfer.credit_account_id == 0 {
+            return Err(Reason::CreditAccountIdMustNotBeZero);
+        }
+        if transfer.debit_account_id == transfer.credit_account_id {
+            return Err(Reason::AccountsMustBeDifferent);
+        }
+        if transfer.amount == 0 {
+            return Err(Reason::AmountMustNotBeZero);
+        }
+        let debit = self.state.accounts.get(&transfer.debit_account_id).ok_or(Reason::DebitAccountUnknown)?;
+        let credit = self.state.accounts.get(&transfer.credit_account_id).ok_or(Reason::CreditAccountUnknown)?;
+        if debit.asset != credit.asset {
+            return Err(Reason::AssetMismatch);
+        }
+        if debit.party != *signer {
+            return Err(Reason::NotAccountOwner);
+        }
+        let amount = transfer.amount;
+        let (mut debit_balances, mut credit_balances) = (debit.balances, credit.balances);
+        if pending {
+            debit_balances.debits_pending =
+                debit_balances.debits_pending.checked_add(amount).ok_or(Reason::OverflowsDebitsPending)?;
+            credit_balances.credits_pending =
+                credit_balances.credits_pending.checked_add(amount).ok_or(Reason::OverflowsCreditsPending)?;
+        } else {
+            debit_balances.debits_posted =
+                debit_balances.debits_posted.checked_add(amount).ok_or(Reason::OverflowsDebitsPosted)?;
+            credit_balances.credits_posted =
+                credit_balances.credits_posted.checked_add(amount).ok_or(Reason::OverflowsCreditsPosted)?;
+        }
+        check_limits(debit.flags, &debit_balances, credit.flags, &credit_balances)?;
+        let (debit_id, credit_id) = (transfer.debit_account_id, transfer.credit_account_id);
+        self.set_balances(debit_id, debit_balances, undo);
+        self.set_balances(credit_id, credit_balances, undo);
+        let record = TransferRecord {
+            transfer: transfer.clone(),
+            debit_account_id: debit_id,
+            credit_account_id: credit_id,
+            amount,
+            timestamp_ns,
+            state: if pending { PendingState::Pending } else { PendingState::NotPending },
+            journal_index,
+        };
+        if let Some(deadline) = record.deadline_ns() {
+            self.state.pending_deadlines.insert((deadline, transfer.id));
+            undo.push(Undo::DeadlineInserted(deadline, transfer.id));
+        }
+        self.state.transfers.insert(transfer.id, record);
+        undo.push(Undo::TransferInserted(transfer.id));
+        Ok(None)
+    }
+
+    fn post_or_void(
+        &mut self,
+        signer: &PartyId,
+        transfer: &Transfer,
+        timestamp_ns: u64,
+        journal_index: u64,
+        undo: &mut Vec<Undo>,
+    ) -> EventOutcome {
+        let post = transfer.flags.post_pending;
+        check_pending_id(transfer)?;
+        if transfer.timeout_s != 0 {
+            return Err(Reason::TimeoutReservedForPendingTransfer);
+        }
+        let pending = self.state.transfers.get(&transfer.pending_id).ok_or(Reason::PendingTransferNotFound)?;
+        if !pending.transfer.flags.pending {
+            return Err(Reason::PendingTransferNotPending);
+        }
+        if transfer.debit_account_id != 0 && transfer.debit_account_id != pending.debit_account_id {
+            return Err(Reason::PendingTransferHasDifferentDebitAccountId);
+        }
+        if transfer.credit_account_id != 0 && transfer.credit_account_id != pending.credit_account_id {
+            return Err(Reason::PendingTransferHasDifferentCreditAccountId);
+        }
+        match pending.state {
+            PendingState::Pending => {}
+            PendingState::Posted { .. } => return Err(Reason::PendingTransferAlreadyPosted),
+            PendingState::Voided { .. } => return Err(Reason::PendingTransferAlreadyVoided),
+            PendingState::Expired { .. } => return Err(Reason::PendingTransferExpired),
+            PendingState::NotPending => unreachable!("a transfer with the pending flag is never NotPending"),
+        }
+        let reserved = pending.amount;
+        let amount = if post {
+            let amount = if transfer.amount == 0 { reserved } else { transfer.amount };
+            if amount > reserved {
+                return Err(Reason::ExceedsPendingTransferAmount);
+            }
+            amount
+        } else {
+            if transfer.amount != 0 && transfer.amount != reserved {
+                return Err(Reason::PendingTransferHasDifferentAmount);
+            }
+            reserved
+        };
+        let (debit_id, credit_id) = (pending.debit_account_id, pending.credit_account_id);
+        let debit = &self.state.accounts[&debit_id];
+        let credit = &self.state.accounts[&credit_id];
+        // The payee may post or void; the payer may post (pay) but not void its own reservation.
+        let owner_may_act = credit.party == *signer || (post && debit.party == *signer);
+        if !owner_may_act {
+            return Err(Reason::NotAccountOwner);
+        }
+        let (mut debit_balances, mut credit_balances) = (debit.balances, credit.balances);
+        debit_balances.debits_pending -= reserved;
+        credit_balances.credits_pending -= reserved;
+        if post {
+            debit_balances.debits_posted =
+                debit_balances.debits_posted.checked_add(amount).ok_or(Reason::OverflowsDebitsPosted)?;
+            credit_balances.credits_posted =
+                credit_balances.credits_posted.checked_add(amount).ok_or(Reason::OverflowsCreditsPosted)?;
+        }
+        let deadline = pending.deadline_ns();
+        self.set_balances(debit_id, debit_balances, undo);
+        self.set_balances(credit_id, credit_balances, undo);
+        let new_state = if post {
+            PendingState::Posted { by: transfer.id, amount }
+        } else {
+            PendingState::Voided { by: transfer.id }
+        };
+        self.set_pending_state(transfer.pending_id, new_state, undo);
+        if let Some(deadline) = deadline {
+            self.state.pending_deadlines.remove(&(deadline, transfer.pending_id));
+            undo.push(Undo::DeadlineRemoved(deadline, transfer.pending_id));
+        }
+        let record = TransferRecord {
+            transfer: transfer.clone(),
+            debit_account_id: debit_id,
+            credit_account_id: credit_id,
+            amount,
+            timestamp_ns,
+            state: PendingState::NotPending,
+            journal_index,
+        };
+        self.state.transfers.insert(transfer.id, record);
+        undo.push(Undo::TransferInserted(transfer.id));
+        Ok(None)
+    }
+
+    /// Releases every pending transfer whose deadline is at or before `timestamp_ns`.
+    fn expire_pending_transfers(&mut self, timestamp_ns: u64) -> Vec<ExpiredTransfer> {
+        let mut expired = Vec::new();
+        while let Some(&(deadline, id)) = self.state.pending_deadlines.first() {
+            if deadline > timestamp_ns {
+                break;
+            }
+            self.state.pending_deadlines.pop_first();
+            let record = self.state.transfers.get_mut(&id).expect("a deadline names a stored transfer");
+            assert_eq!(record.state, PendingState::Pending, "only pending transfers have deadlines");
+            record.state = PendingState::Expired { at_ns: timestamp_ns };
+            let (debit_id, credit_id, amount) = (record.debit_account_id, record.credit_account_id, record.amount);
+            let debit = self.state.accounts.get_mut(&debit_id).expect("transfer accounts exist");
+            debit.balances.debits_pending -= amount;
+            let credit = self.state.accounts.get_mut(&credit_id).expect("transfer accounts exist");
+            credit.balances.credits_pending -= amount;
+            expired.push(ExpiredTransfer { id });
+        }
+        expired
+    }
+
+    fn set_balances(&mut self, id: u128, balances: Balances, undo: &mut Vec<Undo>) {
+        let account = self.state.accounts.get_mut(&id).expect("checked account exists");
+        undo.push(Undo::Balances(id, account.balances));
+        account.balances = balances;
+    }
+
+    fn set_pending_state(&mut self, id: u128, state: PendingState, undo: &mut Vec<Undo>) {
+        let record = self.state.transfers.get_mut(&id).expect("checked transfer exists");
+        undo.push(Undo::TransferState(id, record.state));
+        record.state = state;
+    }
+}
+
+fn event_result(index: usize, reason: Reason) -> EventResult {
+    // Batches are bounded by TRANSFERS_PER_BATCH_MAX, far below u32::MAX.
+    EventResult { index: u32::try_from(index).expect("batch index fits u32"), reason }
+}
+
+fn check_batch_size(len: usize, len_max: usize) -> Result<(), Reason> {
+    if len == 0 {
+        return Err(Reason::BatchEmpty);
+    }
+    if len > len_max {
+        return Err(Reason::BatchTooLarge);
+    }
+    Ok(())
+}
+
+fn check_id(id: u128) -> Result<(), Reason> {
+    match id {
+        0 => Err(Reason::IdMustNotBeZero),
+        u128::MAX => Err(Reason::IdMustNotBeIntMax),
+        _ => Ok(()),
+    }
+}
+
+fn check_pending_id(transfer: &Transfer) -> Result<(), Reason> {
+    match transfer.pending_id {
+        0 => Err(Reason::PendingIdMustNotBeZero),
+        u128::MAX => Err(Reason::PendingIdMustNotBeIntMax),
+        id if id == transfer.id => Err(Reason::PendingIdMustBeDifferent),
+        _ => Ok(()),
+    }
+}
+
+/// The balance limits the two accounts' flags ask for, after a transfer.
+fn check_limits(
+    debit_flags: AccountFlags,
+    debit: &Balances,
+    credit_flags: AccountFlags,
+    credit: &Balances,
+) -> Result<(), Reason> {
+    if debit_flags.debits_must_not_exceed_credits {
+        let debits = debit.debits_pending.checked_add(debit.debits_posted).ok_or(Reason::ExceedsCredits)?;
+        if debits > debit.credits_posted {
+            return Err(Reason::ExceedsCredits);
+        }
+    }
+    if credit_flags.credits_must_not_exceed_debits {
+        let credits = credit.credits_pending.checked_add(credit.credits_posted).ok_or(Reason::ExceedsDebits)?;
+        if credits > credit.debits_posted {
+            return Err(Reason::ExceedsDebits);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! The `cbank` node: wires the pure ledger into a replicated, durable, networked service.
+//!
+//! This is the only crate that touches the network, the disk, the clock and tokio. It holds no
+//! business rules: those live in `ledger` and `market`; here they are stamped, replicated,
+//! stored and served.
+//!
+//! Map: `raft_types.rs` (what a Raft entry carries), `storage/` (the fsync'd Raft log and the
+//! sled-backed applied state), `network/` (tonic Raft transport and its fault-injecting
+//! wrapper).
+//!
+//! Start here: [`raft_types`].
+
+pub mod network;
+pub mod raft_types;
+pub mod storage;

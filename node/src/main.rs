@@ -1,0 +1,3 @@
+//! The `cbank` binary's entry point.
+
+fn main() {}

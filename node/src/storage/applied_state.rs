@@ -1,0 +1,522 @@
+//! The applied state: the in-memory `Ledger` and its sled copy (journal, account index, meta).
+//!
+//! sled layout, all in one tree so that one `sled::Batch` per apply call is atomic across it
+//! (a sled batch covers a single tree):
+//! - `j ‖ journal index (u64 BE)` → `codec::encode(&JournalEntry)`: the journal.
+//! - `a ‖ account id (u128 BE) ‖ journal index (u64 BE) ‖ transfer id (u128 BE)` → empty: the
+//!   transfers applied to (debited from or credited to) each account, oldest first.
+//! - `m/last_applied`, `m/membership`, `m/first_journal_index`: Raft's applied state and the
+//!   first journal index this node stores (later than 1 after a snapshot install).
+//!
+//! [`AppliedState`] is the read side the API uses. This file never decides business outcomes
+//! (it records what `Ledger::apply` returned) and never trusts stored bytes without checking:
+//! replaying the journal at start-up must reproduce every stored hash, or opening fails.
+
+use super::snapshot::{SnapshotFile, SnapshotHeader};
+use super::{
+    corruption, io_error, ACCOUNT_TRANSFERS_PAGE_MAX, JOURNAL_ENTRY_BYTES_MAX,
+    JOURNAL_PAGE_BYTES_MAX, JOURNAL_PAGE_ENTRIES_MAX,
+};
+use crate::raft_types::{NodeId, NodeInfo};
+use ledger::codec;
+use ledger::{Command, CommandResult, Effect, JournalEntry, Ledger, TransferRecord};
+use openraft::{ErrorSubject, ErrorVerb, LogId, StorageError, StoredMembership};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+const JOURNAL_PREFIX: u8 = b'j';
+const ACCOUNT_TRANSFER_PREFIX: u8 = b'a';
+const META_LAST_APPLIED: &[u8] = b"m/last_applied";
+const META_MEMBERSHIP: &[u8] = b"m/membership";
+const META_FIRST_JOURNAL_INDEX: &[u8] = b"m/first_journal_index";
+
+/// Bytes of an encoded membership or log id we agree to decode.
+const META_VALUE_BYTES_MAX: usize = 1024 * 1024;
+
+/// The sled tree that holds everything (see the module doc).
+const TREE_NAME: &[u8] = b"applied";
+
+/// How long `open_sled` waits for sled's directory lock to be released, and how often it tries.
+const SLED_LOCK_WAIT_MS_MAX: u64 = 5_000;
+const SLED_LOCK_RETRY_MS: u64 = 20;
+
+pub(crate) fn journal_key(index: u64) -> [u8; 9] {
+    let mut key = [0; 9];
+    key[0] = JOURNAL_PREFIX;
+    key[1..].copy_from_slice(&index.to_be_bytes());
+    key
+}
+
+pub(crate) fn account_transfer_key(
+    account_id: u128,
+    journal_index: u64,
+    transfer_id: u128,
+) -> [u8; 41] {
+    let mut key = [0; 41];
+    key[0] = ACCOUNT_TRANSFER_PREFIX;
+    key[1..17].copy_from_slice(&account_id.to_be_bytes());
+    key[17..25].copy_from_slice(&journal_index.to_be_bytes());
+    key[25..41].copy_from_slice(&transfer_id.to_be_bytes());
+    key
+}
+
+/// What the state machine holds in memory.
+pub(crate) struct MachineState {
+    pub ledger: Ledger,
+    pub last_applied: Option<LogId<NodeId>>,
+    pub membership: StoredMembership<NodeId, NodeInfo>,
+    /// The first journal index stored in sled; earlier entries came in a snapshot.
+    pub first_journal_index: u64,
+}
+
+/// What the state machine and every `AppliedState` handle share.
+pub(crate) struct Shared {
+    pub db: sled::Db,
+    pub tree: sled::Tree,
+    pub state: RwLock<MachineState>,
+}
+
+impl Shared {
+    /// Reading through a poisoned lock is allowed: the lock is poisoned only if `apply`
+    /// panicked, which fails the Raft core with a storage error and stops the node; until then
+    /// readers see the last state, as they would a moment before.
+    pub(crate) fn read_state(&self) -> RwLockReadGuard<'_, MachineState> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writers refuse a poisoned lock: the state may be half-applied.
+    pub(crate) fn write_state(
+        &self,
+    ) -> Result<RwLockWriteGuard<'_, MachineState>, StorageError<NodeId>> {
+        self.state.write().map_err(|_| {
+            corruption(
+                ErrorSubject::StateMachine,
+                "the state machine lock is poisoned",
+            )
+        })
+    }
+
+    /// Applies `batch` to sled and flushes it (sled's flush is not an fsync; see `mod.rs`).
+    pub(crate) fn write_batch(&self, batch: sled::Batch) -> Result<(), StorageError<NodeId>> {
+        let write_error =
+            |error: sled::Error| io_error(ErrorSubject::StateMachine, ErrorVerb::Write, &error);
+        self.tree.apply_batch(batch).map_err(write_error)?;
+        self.db.flush().map_err(write_error)?;
+        Ok(())
+    }
+}
+
+/// Adds `last_applied` and the membership to `batch`.
+pub(crate) fn record_applied(
+    batch: &mut sled::Batch,
+    last_applied: Option<LogId<NodeId>>,
+    membership: &StoredMembership<NodeId, NodeInfo>,
+) {
+    batch.insert(META_LAST_APPLIED, codec::encode(&last_applied));
+    batch.insert(META_MEMBERSHIP, codec::encode(membership));
+}
+
+/// Adds a journal entry to `batch`, and the account index of the transfers it applied. Call it
+/// right after `ledger.apply` returned `entry`, with the same ledger.
+pub(crate) fn record_journal_entry(batch: &mut sled::Batch, ledger: &Ledger, entry: &JournalEntry) {
+    batch.insert(&journal_key(entry.body.index)[..], codec::encode(entry));
+    let Command::CreateTransfers { transfers } = &entry.body.command.body.command else {
+        return;
+    };
+    let CommandResult::Accepted(Effect::TransfersCreated { results }) = &entry.body.outcome.result
+    else {
+        return;
+    };
+    // Listed events did not apply (or were harmless repeats that changed nothing).
+    let not_applied: BTreeSet<u32> = results.iter().map(|result| result.index).collect();
+    for (position, transfer) in transfers.iter().enumerate() {
+        if u32::try_from(position).is_ok_and(|position| not_applied.contains(&position)) {
+            continue;
+        }
+        // The record has the accounts a post or void resolved to; it exists for every applied
+        // transfer, and its journal index tells it apart from an older transfer with that id.
+        if let Some(record) = ledger.transfer(transfer.id) {
+            if record.journal_index == entry.body.index {
+                index_transfer(batch, record);
+            }
+        }
+    }
+}
+
+fn index_transfer(batch: &mut sled::Batch, record: &TransferRecord) {
+    let id = record.transfer.id;
+    for account_id in [record.debit_account_id, record.credit_account_id] {
+        batch.insert(
+            &account_transfer_key(account_id, record.journal_index, id)[..],
+            &[][..],
+        );
+    }
+}
+
+/// What sled holds about the applied state (defaults for a new database).
+struct DurableMeta {
+    last_applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, NodeInfo>,
+    first_journal_index: u64,
+}
+
+fn read_meta(tree: &sled::Tree) -> Result<DurableMeta, StorageError<NodeId>> {
+    let read = |key: &[u8]| {
+        tree.get(key)
+            .map_err(|error| io_error(ErrorSubject::StateMachine, ErrorVerb::Read, &error))
+    };
+    let decode_error = |what: &str, error: codec::DecodeError| {
+        corruption(ErrorSubject::StateMachine, format!("sled {what}: {error}"))
+    };
+    let last_applied = match read(META_LAST_APPLIED)? {
+        Some(bytes) => codec::decode(&bytes, META_VALUE_BYTES_MAX)
+            .map_err(|error| decode_error("last_applied", error))?,
+        None => None,
+    };
+    let membership = match read(META_MEMBERSHIP)? {
+        Some(bytes) => codec::decode(&bytes, META_VALUE_BYTES_MAX)
+            .map_err(|error| decode_error("membership", error))?,
+        None => StoredMembership::default(),
+    };
+    let first_journal_index = match read(META_FIRST_JOURNAL_INDEX)? {
+        Some(bytes) => {
+            codec::decode(&bytes, 8).map_err(|error| decode_error("first_journal_index", error))?
+        }
+        None => 1,
+    };
+    Ok(DurableMeta {
+        last_applied,
+        membership,
+        first_journal_index,
+    })
+}
+
+/// Opens sled under `dir`.
+/// Opens sled under `dir`. sled's background threads keep its directory lock for a moment
+/// after the last `Db` handle is dropped, so a reopen in the same process (a restart in tests,
+/// or a node restarted in place) retries the lock for up to `SLED_LOCK_WAIT_MS_MAX`.
+pub(crate) fn open_sled(dir: &Path) -> Result<(sled::Db, sled::Tree), StorageError<NodeId>> {
+    let open_error =
+        |error: sled::Error| io_error(ErrorSubject::StateMachine, ErrorVerb::Read, &error);
+    let mut waited_ms = 0;
+    let db = loop {
+        match sled::Config::new().path(dir).open() {
+            Ok(db) => break db,
+            // sled reports a held lock as `ErrorKind::Other` with this message (config.rs).
+            Err(sled::Error::Io(error))
+                if error.to_string().contains("could not acquire lock")
+                    && waited_ms < SLED_LOCK_WAIT_MS_MAX =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(SLED_LOCK_RETRY_MS));
+                waited_ms += SLED_LOCK_RETRY_MS;
+            }
+            Err(error) => return Err(open_error(error)),
+        }
+    };
+    let tree = db.open_tree(TREE_NAME).map_err(open_error)?;
+    Ok((db, tree))
+}
+
+fn restore_ledger(file: &SnapshotFile) -> Result<Ledger, StorageError<NodeId>> {
+    Ledger::restore(file.ledger_bytes()).map_err(|error| {
+        corruption(
+            ErrorSubject::Snapshot(None),
+            format!(
+                "snapshot {}: ledger bytes: {error}",
+                file.header.snapshot_id
+            ),
+        )
+    })
+}
+
+/// Replaces everything sled holds with the state of a snapshot: no journal (its entries are in
+/// the snapshot, not here), the account index rebuilt from the ledger's transfers, and the
+/// snapshot's applied state.
+pub(crate) fn reset_to_snapshot(
+    shared_db: &sled::Db,
+    tree: &sled::Tree,
+    ledger: &Ledger,
+    header: &SnapshotHeader,
+) -> Result<(), StorageError<NodeId>> {
+    let read_error =
+        |error: sled::Error| io_error(ErrorSubject::StateMachine, ErrorVerb::Read, &error);
+    let mut batch = sled::Batch::default();
+    for prefix in [JOURNAL_PREFIX, ACCOUNT_TRANSFER_PREFIX] {
+        for key in tree.scan_prefix([prefix]).keys() {
+            batch.remove(key.map_err(read_error)?);
+        }
+    }
+    for record in ledger.transfers() {
+        index_transfer(&mut batch, record);
+    }
+    record_applied(&mut batch, header.last_applied, &header.membership);
+    batch.insert(
+        META_FIRST_JOURNAL_INDEX,
+        codec::encode(&(ledger.head().index + 1)),
+    );
+    let write_error =
+        |error: sled::Error| io_error(ErrorSubject::StateMachine, ErrorVerb::Write, &error);
+    tree.apply_batch(batch).map_err(write_error)?;
+    shared_db.flush().map_err(write_error)?;
+    Ok(())
+}
+
+/// Rebuilds the in-memory state at start-up: the newest snapshot, then the journal after it.
+pub(crate) fn recover(
+    db: &sled::Db,
+    tree: &sled::Tree,
+    snapshot: Option<SnapshotFile>,
+) -> Result<MachineState, StorageError<NodeId>> {
+    let durable = read_meta(tree)?;
+    if let Some(file) = &snapshot {
+        if file.header.last_applied > durable.last_applied {
+            // The snapshot was made durable by an install (or sled lost its unsynced tail) but
+            // sled never caught up: finish the install now.
+            tracing::warn!(
+                snapshot = ?file.header.last_applied,
+                sled = ?durable.last_applied,
+                "the state store is behind the newest snapshot; resetting it to the snapshot"
+            );
+            let ledger = restore_ledger(file)?;
+            reset_to_snapshot(db, tree, &ledger, &file.header)?;
+            let first_journal_index = ledger.head().index + 1;
+            return Ok(MachineState {
+                ledger,
+                last_applied: file.header.last_applied,
+                membership: file.header.membership.clone(),
+                first_journal_index,
+            });
+        }
+    }
+    let mut ledger = match &snapshot {
+        Some(file) => restore_ledger(file)?,
+        None => Ledger::new(),
+    };
+    let replay_from = ledger.head().index + 1;
+    if replay_from < durable.first_journal_index {
+        return Err(corruption(
+            ErrorSubject::StateMachine,
+            format!(
+                "cannot rebuild the ledger: the journal starts at {} but the newest snapshot ends at {}",
+                durable.first_journal_index,
+                replay_from - 1
+            ),
+        ));
+    }
+    let read_error =
+        |error: sled::Error| io_error(ErrorSubject::StateMachine, ErrorVerb::Read, &error);
+    let mut replayed = 0u64;
+    for item in tree.range(journal_key(replay_from)..=journal_key(u64::MAX)) {
+        let (key, value) = item.map_err(read_error)?;
+        let entry: JournalEntry =
+            codec::decode(&value, JOURNAL_ENTRY_BYTES_MAX).map_err(|error| {
+                corruption(
+                    ErrorSubject::StateMachine,
+                    format!("journal key {key:?}: {error}"),
+                )
+            })?;
+        let index = ledger.head().index + 1;
+        if entry.body.index != index || key.as_ref() != journal_key(index) {
+            return Err(corruption(
+                ErrorSubject::StateMachine,
+                format!(
+                    "journal entry {} found where {index} was expected",
+                    entry.body.index
+                ),
+            ));
+        }
+        if entry.body.timestamp_ns <= ledger.last_timestamp_ns() {
+            return Err(corruption(
+                ErrorSubject::StateMachine,
+                format!("journal entry {index}: timestamp does not increase"),
+            ));
+        }
+        let replayed_entry = ledger.apply(&entry.body.command, entry.body.timestamp_ns);
+        if replayed_entry.hash != entry.hash {
+            return Err(corruption(
+                ErrorSubject::StateMachine,
+                format!(
+                    "journal entry {index}: replay gives hash {} but {} is stored",
+                    replayed_entry.hash, entry.hash
+                ),
+            ));
+        }
+        replayed += 1;
+    }
+    tracing::info!(
+        replayed,
+        head = ledger.head().index,
+        last_applied = ?durable.last_applied,
+        "rebuilt the ledger from the snapshot and the journal"
+    );
+    Ok(MachineState {
+        ledger,
+        last_applied: durable.last_applied,
+        membership: durable.membership,
+        first_journal_index: durable.first_journal_index,
+    })
+}
+
+/// Why a read of the applied state failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadError {
+    /// The journal before `first_journal_index` is not stored on this node: it installed a
+    /// snapshot that covers it. Another node may still have it.
+    JournalNotStored { first_journal_index: u64 },
+    /// The paging cursor names a transfer that does not exist.
+    CursorTransferUnknown { transfer_id: u128 },
+    /// sled failed, or stored bytes do not decode: the node's storage is broken.
+    Storage(String),
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::JournalNotStored {
+                first_journal_index,
+            } => {
+                write!(
+                    f,
+                    "this node stores the journal from index {first_journal_index} on"
+                )
+            }
+            ReadError::CursorTransferUnknown { transfer_id } => {
+                write!(f, "no transfer {transfer_id}")
+            }
+            ReadError::Storage(why) => write!(f, "storage failure: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+fn storage_error(error: impl fmt::Display) -> ReadError {
+    ReadError::Storage(error.to_string())
+}
+
+/// A cheap, cloneable handle on the applied state, shared with the state machine. Reads are
+/// synchronous and short (memory, or sled's cache); they see every command applied so far
+/// (the in-memory ledger may be a moment ahead of what sled's journal shows).
+#[derive(Clone)]
+pub struct AppliedState {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl AppliedState {
+    /// Runs `f` on the current ledger, holding a read lock (keep `f` short: applies wait).
+    pub fn read<R>(&self, f: impl FnOnce(&Ledger) -> R) -> R {
+        f(&self.shared.read_state().ledger)
+    }
+
+    /// The log id of the last applied Raft entry.
+    pub fn last_applied(&self) -> Option<LogId<NodeId>> {
+        self.shared.read_state().last_applied
+    }
+
+    /// The first journal index stored on this node (1 unless it installed a snapshot).
+    pub fn first_journal_index(&self) -> u64 {
+        self.shared.read_state().first_journal_index
+    }
+
+    /// Journal entries from `from_index` on (index 0 means 1), oldest first: at most
+    /// `count_max`, `JOURNAL_PAGE_ENTRIES_MAX` and about `JOURNAL_PAGE_BYTES_MAX` bytes (at
+    /// least one entry if there is one). Empty past the head.
+    pub fn journal_range(
+        &self,
+        from_index: u64,
+        count_max: usize,
+    ) -> Result<Vec<JournalEntry>, ReadError> {
+        let from_index = from_index.max(1);
+        let first_journal_index = self.first_journal_index();
+        if from_index < first_journal_index {
+            return Err(ReadError::JournalNotStored {
+                first_journal_index,
+            });
+        }
+        let count_max = count_max.min(JOURNAL_PAGE_ENTRIES_MAX);
+        let mut entries = Vec::new();
+        let mut bytes_total = 0usize;
+        for item in self
+            .shared
+            .tree
+            .range(journal_key(from_index)..=journal_key(u64::MAX))
+        {
+            if entries.len() >= count_max {
+                break;
+            }
+            let (_, value) = item.map_err(storage_error)?;
+            if !entries.is_empty() && bytes_total + value.len() > JOURNAL_PAGE_BYTES_MAX {
+                break;
+            }
+            bytes_total += value.len();
+            let entry: JournalEntry =
+                codec::decode(&value, JOURNAL_ENTRY_BYTES_MAX).map_err(storage_error)?;
+            let expected = from_index + entries.len() as u64;
+            if entry.body.index != expected {
+                return Err(ReadError::Storage(format!(
+                    "journal entry {} found where {expected} was expected",
+                    entry.body.index
+                )));
+            }
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+
+    /// Transfers applied to `account_id` (as debit or credit account), oldest first (by journal
+    /// index, then transfer id), starting after the transfer `after_transfer_id` if given; at
+    /// most `limit` and `ACCOUNT_TRANSFERS_PAGE_MAX`. Records show each transfer's current state
+    /// (a pending transfer later posted shows as posted).
+    pub fn account_transfers(
+        &self,
+        account_id: u128,
+        after_transfer_id: Option<u128>,
+        limit: usize,
+    ) -> Result<Vec<TransferRecord>, ReadError> {
+        let limit = limit.min(ACCOUNT_TRANSFERS_PAGE_MAX);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let start = match after_transfer_id {
+            None => Bound::Included(account_transfer_key(account_id, 0, 0)),
+            Some(transfer_id) => {
+                let journal_index = self
+                    .read(|ledger| {
+                        ledger
+                            .transfer(transfer_id)
+                            .map(|record| record.journal_index)
+                    })
+                    .ok_or(ReadError::CursorTransferUnknown { transfer_id })?;
+                Bound::Excluded(account_transfer_key(account_id, journal_index, transfer_id))
+            }
+        };
+        let end = Bound::Included(account_transfer_key(account_id, u64::MAX, u128::MAX));
+        let mut transfer_ids = Vec::new();
+        for key in self.shared.tree.range((start, end)).keys().take(limit) {
+            let key = key.map_err(storage_error)?;
+            let mut id_bytes = [0; 16];
+            match key.get(25..41) {
+                Some(bytes) if key.len() == 41 => id_bytes.copy_from_slice(bytes),
+                _ => {
+                    return Err(ReadError::Storage(format!(
+                        "malformed account index key {key:?}"
+                    )))
+                }
+            }
+            transfer_ids.push(u128::from_be_bytes(id_bytes));
+        }
+        self.read(|ledger| {
+            transfer_ids
+                .iter()
+                .map(|id| {
+                    ledger.transfer(*id).cloned().ok_or_else(|| {
+                        ReadError::Storage(format!("account index names unknown transfer {id}"))
+                    })
+                })
+                .collect()
+        })
+    }
+}
