@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 pub enum AccountKind {
     /// A party's own balance of one asset.
     Main,
-    /// Where an asset enters the ledger from outside (bank deposits, delivered GPU time). The
-    /// only kind that may run a debit balance without limit.
+    /// Where an asset enters the ledger from outside (bank deposits, delivered GPU time). Opened
+    /// by the operator without `debits_must_not_exceed_credits`, so it may run a debit balance.
+    /// (The kind itself changes no balance rule: the flags do.)
     Mint,
     /// Capacity and goods held for the market or allocations.
     Pool,
@@ -35,6 +36,7 @@ impl AccountKind {
 
 /// Account flags (fixed at creation).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AccountFlags {
     /// Linked to the next account in the same batch: the chain succeeds or fails together.
     #[serde(default)]
@@ -49,8 +51,10 @@ pub struct AccountFlags {
 }
 
 /// A request to open an account, as it appears in a `CreateAccounts` command. The owner is the
-/// party that signs the command.
+/// party that signs the command. Unknown JSON fields are errors, so a misspelt flag is never
+/// silently `false`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewAccount {
     #[serde(with = "crate::wire::u128_text")]
     pub id: u128,
@@ -98,6 +102,7 @@ pub struct Account {
     pub reference: u128,
     pub balances: Balances,
     /// The timestamp of the command that opened it.
+    #[serde(with = "crate::wire::u64_text")]
     pub timestamp_ns: u64,
 }
 

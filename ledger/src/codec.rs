@@ -8,8 +8,10 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// The version of the canonical encoding. It is part of every signing domain and every hash
-/// domain, so bytes made under one version can never be mistaken for bytes of another.
+/// The version of the canonical encoding. Every journal entry records it, and every signing and
+/// hash domain names it (`cbank.command.v1`, `cbank.checkpoint.v1`, `cbank.state.v1`), so bytes
+/// made under one version can never be mistaken for bytes of another: a new version comes with
+/// new domain strings.
 pub const CODEC_VERSION: u8 = 1;
 
 /// Little-endian, fixed-width integers, no size limit beyond the caller's own bounds.

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 /// Every command the ledger knows. Append new variants at the end only.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Command {
     /// Bootstraps an empty ledger: registers the operator party with its keys and the first
     /// assets. Signed by one of the keys it registers.

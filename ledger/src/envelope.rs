@@ -16,6 +16,7 @@ pub const SIGNING_DOMAIN: &[u8] = b"cbank.command.v1\0";
 
 /// What the signer signs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CommandBody {
     /// The party the command acts for.
     pub signer: PartyId,
@@ -26,6 +27,7 @@ pub struct CommandBody {
     pub nonce: u128,
     /// The envelope is rejected by a command timestamp at or after this (nanoseconds since the
     /// Unix epoch); at most `ENVELOPE_LIFETIME_NS_MAX` ahead.
+    #[serde(with = "crate::wire::u64_text")]
     pub expires_at_ns: u64,
     pub command: Command,
 }
@@ -36,6 +38,7 @@ pub struct Signature(#[serde(with = "crate::wire::hex_array")] pub [u8; 64]);
 
 /// A command body with its signature: what clients submit and the journal keeps.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SignedCommand {
     pub body: CommandBody,
     pub signature: Signature,

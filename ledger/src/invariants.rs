@@ -133,9 +133,8 @@ pub fn check(ledger: &Ledger) -> Result<(), String> {
     }
 
     // I5: replay protection indexes agree; account counts per party agree.
-    let (nonces, expiries) = ledger.nonce_count();
-    if nonces != expiries {
-        return Err(format!("I5: {nonces} nonces but {expiries} nonce expiries"));
+    if !ledger.nonce_indexes_agree() {
+        return Err("I5: the nonce index and the nonce expiry index differ".to_owned());
     }
     let mut counts: BTreeMap<&crate::party::PartyId, u32> = BTreeMap::new();
     for account in ledger.accounts() {

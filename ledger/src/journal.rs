@@ -35,6 +35,7 @@ pub struct EntryBody {
     pub version: u8,
     pub index: u64,
     /// The timestamp the leader stamped on the command (nanoseconds since the Unix epoch).
+    #[serde(with = "crate::wire::u64_text")]
     pub timestamp_ns: u64,
     pub command: SignedCommand,
     pub outcome: Outcome,

@@ -15,9 +15,23 @@ pub const ACCOUNTS_PER_BATCH_MAX: usize = 8_190;
 /// Accounts one party may own. Bounds the state a single party can make every replica hold.
 pub const ACCOUNTS_PER_PARTY_MAX: u32 = 1_000_000;
 
-/// Keys one party may have registered at once (active and revoked are both kept, so rotation
-/// history stays auditable).
+/// Active keys one party may have at once.
 pub const KEYS_PER_PARTY_MAX: usize = 16;
+
+/// Keys one party may register over its life. Revoked keys are kept (so rotation history stays
+/// auditable and a key is never reused), so this bounds a party's key records.
+pub const KEY_HISTORY_PER_PARTY_MAX: usize = 1_024;
+
+/// Parties the ledger holds.
+pub const PARTIES_MAX: usize = 10_000_000;
+
+/// Assets in the catalogue.
+pub const ASSETS_MAX: usize = 4_096;
+
+/// Pending transfers one command's timestamp may expire. Bounds the work of one `apply` and the
+/// size of one journal entry; further expiries wait for the next command (in deadline order),
+/// and a post or void after the deadline is refused whether or not the sweep has reached it.
+pub const EXPIRIES_PER_COMMAND_MAX: usize = 8_190;
 
 /// Keys named in one `Genesis` or `RegisterParty` command.
 pub const KEYS_PER_COMMAND_MAX: usize = KEYS_PER_PARTY_MAX;
@@ -32,7 +46,8 @@ pub const PARTY_ID_BYTES_MAX: usize = 64;
 pub const ASSET_NAME_BYTES_MAX: usize = 32;
 
 /// Bytes of one encoded signed command. The HTTP body limit is derived from this.
-/// A full transfer batch is 8,190 × 122 bytes ≈ 1.0 MB; the rest is headroom for the envelope.
+/// A transfer is 106 canonical bytes, so a full batch is 8,190 × 106 ≈ 0.87 MB; the rest is
+/// headroom for the envelope.
 pub const COMMAND_BYTES_MAX: usize = 1_200_000;
 
 /// Bytes of a whole snapshot the ledger agrees to decode (the state of a large ledger).
@@ -48,7 +63,8 @@ pub const PENDING_TIMEOUT_S_MAX: u32 = 30 * 24 * 3600;
 /// Nanoseconds in a second; timestamps are nanoseconds since the Unix epoch.
 pub const NS_PER_S: u64 = 1_000_000_000;
 
-const _: () = assert!(TRANSFERS_PER_BATCH_MAX * 122 < COMMAND_BYTES_MAX);
+const _: () = assert!(TRANSFERS_PER_BATCH_MAX * 106 < COMMAND_BYTES_MAX);
+const _: () = assert!(KEYS_PER_PARTY_MAX <= KEY_HISTORY_PER_PARTY_MAX);
 const _: () = assert!(ACCOUNTS_PER_BATCH_MAX as u64 <= ACCOUNTS_PER_PARTY_MAX as u64);
 const _: () = assert!(KEYS_PER_COMMAND_MAX <= KEYS_PER_PARTY_MAX);
 const _: () = assert!((COMMAND_BYTES_MAX as u64) < u32::MAX as u64);

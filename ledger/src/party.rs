@@ -9,9 +9,23 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A party's stable identifier, chosen at registration: 1 to 64 bytes of `[a-z0-9._-]`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct PartyId(pub String);
+
+impl<'de> Deserialize<'de> for PartyId {
+    /// Decoding (JSON or canonical bytes) rejects ids that `is_valid` rejects.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<PartyId, D::Error> {
+        let id = PartyId(String::deserialize(deserializer)?);
+        if !id.is_valid() {
+            return Err(serde::de::Error::custom(format!(
+                "invalid party id {:?}: 1 to {PARTY_ID_BYTES_MAX} bytes of [a-z0-9._-]",
+                id.0
+            )));
+        }
+        Ok(id)
+    }
+}
 
 impl PartyId {
     pub fn new(id: impl Into<String>) -> PartyId {
@@ -86,7 +100,9 @@ impl std::fmt::Display for PublicKey {
 /// When a key was added and, if it was, revoked (command timestamps, nanoseconds).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRecord {
+    #[serde(with = "crate::wire::u64_text")]
     pub added_at_ns: u64,
+    #[serde(with = "crate::wire::option_u64_text")]
     pub revoked_at_ns: Option<u64>,
 }
 
@@ -97,6 +113,7 @@ pub struct Party {
     pub role: Role,
     /// Every key the party has had, active or revoked.
     pub keys: BTreeMap<PublicKey, KeyRecord>,
+    #[serde(with = "crate::wire::u64_text")]
     pub registered_at_ns: u64,
 }
 

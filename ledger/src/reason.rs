@@ -81,11 +81,19 @@ reason_codes! {
     KeyLast = 27, "key_last";
     /// The key bytes are not a valid ed25519 point.
     KeyInvalid = 28, "key_invalid";
+    /// `register_party` cannot create an operator: the operator party comes from genesis.
+    RoleNotRegistrable = 29, "role_not_registrable";
+    /// The party has registered `KEY_HISTORY_PER_PARTY_MAX` keys over its life.
+    KeyHistoryFull = 30, "key_history_full";
+    /// The ledger holds `PARTIES_MAX` parties.
+    PartiesLimitReached = 31, "parties_limit_reached";
 
     // Assets.
     AssetExists = 40, "asset_exists";
     AssetUnknown = 41, "asset_unknown";
     AssetsTooMany = 42, "assets_too_many";
+    /// The catalogue holds `ASSETS_MAX` assets.
+    AssetsLimitReached = 43, "assets_limit_reached";
 
     // Batches (accounts and transfers).
     BatchEmpty = 60, "batch_empty";
@@ -146,6 +154,8 @@ reason_codes! {
     ExceedsCredits = 130, "exceeds_credits";
     /// The credit account has `credits_must_not_exceed_debits` and would exceed its debits.
     ExceedsDebits = 131, "exceeds_debits";
+    /// A pending transfer must have a timeout, so a reservation can never be stuck for ever.
+    PendingTransferTimeoutRequired = 132, "pending_transfer_timeout_required";
 }
 
 impl Serialize for Reason {

@@ -14,9 +14,9 @@ pub fn permitted(role: Role, signer: &PartyId, command: &Command) -> bool {
         // Genesis is only valid on an empty ledger, where nobody has a role yet.
         Command::Genesis { .. } => false,
         Command::RegisterParty { .. } | Command::RegisterAsset { .. } => role == Role::Operator,
-        Command::AddKey { party, .. } | Command::RevokeKey { party, .. } => {
-            party == signer || role == Role::Operator
-        }
+        // Only the party itself: operators do not fully trust each other or their users, so no
+        // operator may give itself a key of someone else's and sign in their name.
+        Command::AddKey { party, .. } | Command::RevokeKey { party, .. } => party == signer,
         // Auditors read; they never move or hold anything.
         Command::CreateAccounts { .. } | Command::CreateTransfers { .. } => role != Role::Auditor,
     }

@@ -12,15 +12,15 @@ use crate::command::Command;
 use crate::envelope::{key_is_valid, CommandBody, SignedCommand};
 use crate::journal::{Hash, Head, JournalEntry};
 use crate::limits::{
-    ACCOUNTS_PER_BATCH_MAX, ACCOUNTS_PER_PARTY_MAX, ASSETS_PER_GENESIS_MAX, ENVELOPE_LIFETIME_NS_MAX,
-    KEYS_PER_COMMAND_MAX, KEYS_PER_PARTY_MAX, PENDING_TIMEOUT_S_MAX, SNAPSHOT_BYTES_MAX,
-    TRANSFERS_PER_BATCH_MAX,
+    ACCOUNTS_PER_BATCH_MAX, ACCOUNTS_PER_PARTY_MAX, ASSETS_MAX, ASSETS_PER_GENESIS_MAX, ENVELOPE_LIFETIME_NS_MAX,
+    EXPIRIES_PER_COMMAND_MAX, KEYS_PER_COMMAND_MAX, KEYS_PER_PARTY_MAX, KEY_HISTORY_PER_PARTY_MAX, PARTIES_MAX,
+    PENDING_TIMEOUT_S_MAX, SNAPSHOT_BYTES_MAX, TRANSFERS_PER_BATCH_MAX,
 };
 use crate::outcome::{CommandResult, Effect, EventResult, ExpiredTransfer, Outcome};
 use crate::party::{KeyRecord, Party, PartyId, PublicKey, Role};
 use crate::reason::Reason;
 use crate::rights;
-use crate::transfer::{PendingState, Transfer, TransferRecord};
+use crate::transfer::{PendingState, Transfer, TransferFlags, TransferRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -170,8 +170,12 @@ impl Ledger {
         crate::invariants::check(self)
     }
 
-    pub(crate) fn nonce_count(&self) -> (usize, usize) {
-        (self.state.nonces.len(), self.state.nonce_expiries.len())
+    /// Whether the two replay-protection indexes hold exactly the same nonces.
+    pub(crate) fn nonce_indexes_agree(&self) -> bool {
+        self.state.nonces.len() == self.state.nonce_expiries.len()
+            && self.state.nonce_expiries.iter().all(|(expires, party, nonce)| {
+                self.state.nonces.get(&(party.clone(), *nonce)) == Some(expires)
+            })
     }
 
     pub(crate) fn pending_deadlines(&self) -> &BTreeSet<(u64, u128)> {
@@ -247,15 +251,22 @@ impl Ledger {
                 self.genesis(operator, keys, assets, timestamp_ns)
             }
             Command::RegisterParty { party, role, keys } => {
+                if *role == Role::Operator {
+                    return Err(Reason::RoleNotRegistrable);
+                }
                 self.register_party(party, *role, keys, timestamp_ns)?;
                 Ok(Effect::PartyRegistered)
             }
             Command::AddKey { party, key } => self.add_key(party, key, timestamp_ns),
             Command::RevokeKey { party, key } => self.revoke_key(party, key, timestamp_ns),
             Command::RegisterAsset { asset } => {
-                if !self.state.assets.insert(asset.clone()) {
+                if self.state.assets.contains(asset) {
                     return Err(Reason::AssetExists);
                 }
+                if self.state.assets.len() >= ASSETS_MAX {
+                    return Err(Reason::AssetsLimitReached);
+                }
+                self.state.assets.insert(asset.clone());
                 Ok(Effect::AssetRegistered)
             }
             Command::CreateAccounts { accounts } => {
@@ -309,6 +320,9 @@ impl Ledger {
         if self.state.parties.contains_key(id) {
             return Err(Reason::PartyExists);
         }
+        if self.state.parties.len() >= PARTIES_MAX {
+            return Err(Reason::PartiesLimitReached);
+        }
         if keys.is_empty() {
             return Err(Reason::KeysEmpty);
         }
@@ -344,8 +358,11 @@ impl Ledger {
         if self.state.key_owners.contains_key(key) {
             return Err(Reason::KeyInUse);
         }
-        if party.keys.len() >= KEYS_PER_PARTY_MAX {
+        if party.active_key_count() >= KEYS_PER_PARTY_MAX {
             return Err(Reason::KeysTooMany);
+        }
+        if party.keys.len() >= KEY_HISTORY_PER_PARTY_MAX {
+            return Err(Reason::KeyHistoryFull);
         }
         party.keys.insert(*key, KeyRecord { added_at_ns: timestamp_ns, revoked_at_ns: None });
         self.state.key_owners.insert(*key, id.clone());
@@ -528,7 +545,10 @@ impl Ledger {
             return Err(Reason::TransferFlagsAreMutuallyExclusive);
         }
         if let Some(existing) = self.state.transfers.get(&transfer.id) {
-            return if existing.transfer == *transfer {
+            // `linked` says how the request was batched, not what it asks for: a retry outside
+            // its original chain is still the same transfer.
+            let unlinked = |t: &Transfer| Transfer { flags: TransferFlags { linked: false, ..t.flags }, ..t.clone() };
+            return if unlinked(&existing.transfer) == unlinked(transfer) {
                 Ok(Some(Reason::TransferExists))
             } else {
                 Err(Reason::TransferExistsWithDifferentFields)
@@ -555,6 +575,9 @@ impl Ledger {
         }
         if !pending && transfer.timeout_s != 0 {
             return Err(Reason::TimeoutReservedForPendingTransfer);
+        }
+        if pending && transfer.timeout_s == 0 {
+            return Err(Reason::PendingTransferTimeoutRequired);
         }
         if transfer.timeout_s > PENDING_TIMEOUT_S_MAX {
             return Err(Reason::TimeoutTooLong);
@@ -628,6 +651,16 @@ impl Ledger {
             return Err(Reason::TimeoutReservedForPendingTransfer);
         }
         let pending = self.state.transfers.get(&transfer.pending_id).ok_or(Reason::PendingTransferNotFound)?;
+        let (debit_id, credit_id) = (pending.debit_account_id, pending.credit_account_id);
+        let debit = &self.state.accounts[&debit_id];
+        let credit = &self.state.accounts[&credit_id];
+        // Ownership comes before anything else about the pending transfer, so a stranger learns
+        // nothing of its state or amount. The payee may post or void; the payer may post (pay)
+        // but not void its own reservation (it expires at its timeout).
+        let owner_may_act = credit.party == *signer || (post && debit.party == *signer);
+        if !owner_may_act {
+            return Err(Reason::NotAccountOwner);
+        }
         if !pending.transfer.flags.pending {
             return Err(Reason::PendingTransferNotPending);
         }
@@ -638,6 +671,10 @@ impl Ledger {
             return Err(Reason::PendingTransferHasDifferentCreditAccountId);
         }
         match pending.state {
+            // Past its deadline it is expired, even if the sweep has not reached it yet.
+            PendingState::Pending if pending.deadline_ns().is_some_and(|d| d <= timestamp_ns) => {
+                return Err(Reason::PendingTransferExpired)
+            }
             PendingState::Pending => {}
             PendingState::Posted { .. } => return Err(Reason::PendingTransferAlreadyPosted),
             PendingState::Voided { .. } => return Err(Reason::PendingTransferAlreadyVoided),
@@ -657,14 +694,6 @@ impl Ledger {
             }
             reserved
         };
-        let (debit_id, credit_id) = (pending.debit_account_id, pending.credit_account_id);
-        let debit = &self.state.accounts[&debit_id];
-        let credit = &self.state.accounts[&credit_id];
-        // The payee may post or void; the payer may post (pay) but not void its own reservation.
-        let owner_may_act = credit.party == *signer || (post && debit.party == *signer);
-        if !owner_may_act {
-            return Err(Reason::NotAccountOwner);
-        }
         let (mut debit_balances, mut credit_balances) = (debit.balances, credit.balances);
         debit_balances.debits_pending -= reserved;
         credit_balances.credits_pending -= reserved;
@@ -701,11 +730,12 @@ impl Ledger {
         Ok(None)
     }
 
-    /// Releases every pending transfer whose deadline is at or before `timestamp_ns`.
+    /// Releases pending transfers whose deadline is at or before `timestamp_ns`, earliest first,
+    /// at most `EXPIRIES_PER_COMMAND_MAX` (the rest wait for the next command).
     fn expire_pending_transfers(&mut self, timestamp_ns: u64) -> Vec<ExpiredTransfer> {
         let mut expired = Vec::new();
         while let Some(&(deadline, id)) = self.state.pending_deadlines.first() {
-            if deadline > timestamp_ns {
+            if deadline > timestamp_ns || expired.len() == EXPIRIES_PER_COMMAND_MAX {
                 break;
             }
             self.state.pending_deadlines.pop_first();
@@ -787,4 +817,98 @@ fn check_limits(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{Harness, MAIN, OPERATOR};
+
+    /// A small funded ledger: mint 1 → account 2 (sme), with a pending transfer 11 → 3.
+    fn funded() -> Harness {
+        let mut h = Harness::new();
+        h.add_party("sme", Role::Sme);
+        h.open_account(OPERATOR, 1, "CNY", crate::AccountKind::Mint, false);
+        h.open_account("sme", 2, "CNY", MAIN, true);
+        h.open_account("sme", 3, "CNY", MAIN, true);
+        let transfer = |id, debit, credit, pending: bool| Transfer {
+            id,
+            debit_account_id: debit,
+            credit_account_id: credit,
+            amount: 100,
+            pending_id: 0,
+            timeout_s: if pending { 60 } else { 0 },
+            code: 0,
+            reference: 0,
+            flags: TransferFlags { pending, ..Default::default() },
+        };
+        h.expect_accepted(OPERATOR, Command::CreateTransfers { transfers: vec![transfer(10, 1, 2, false)] });
+        h.expect_accepted("sme", Command::CreateTransfers { transfers: vec![transfer(11, 2, 3, true)] });
+        h.ledger.check_invariants().expect("a sound ledger passes");
+        h
+    }
+
+    /// Each corruption must be caught: the checker can fail.
+    #[test]
+    fn invariants_catch_corrupted_state() {
+        let corruptions: Vec<(&str, Box<dyn Fn(&mut State)>)> = vec![
+            ("I1", Box::new(|s| s.accounts.get_mut(&2).unwrap().balances.credits_posted += 1)),
+            ("I2", Box::new(|s| {
+                let b = &mut s.accounts.get_mut(&2).unwrap().balances;
+                b.debits_posted += 1_000;
+                s.accounts.get_mut(&1).unwrap().balances.credits_posted += 1_000;
+            })),
+            // Balanced and within limits, but not what the transfers say.
+            ("I3", Box::new(|s| {
+                s.accounts.get_mut(&1).unwrap().balances.debits_posted += 1;
+                s.accounts.get_mut(&3).unwrap().balances.credits_posted += 1;
+            })),
+            ("I4", Box::new(|s| s.pending_deadlines.clear())),
+            ("I5", Box::new(|s| {
+                let first = s.nonces.keys().next().unwrap().clone();
+                s.nonces.insert(first, 1);
+            })),
+        ];
+        for (invariant, corrupt) in corruptions {
+            let mut h = funded();
+            corrupt(&mut h.ledger.state);
+            let error = h.ledger.check_invariants().expect_err(invariant);
+            assert!(error.starts_with(invariant), "{invariant} expected, got: {error}");
+        }
+    }
+
+    #[test]
+    fn the_journal_chain_verifies_and_names_the_first_bad_entry() {
+        let mut h = Harness::new();
+        let mut entries = Vec::new();
+        for party in ["a", "b", "c", "d"] {
+            let key = crate::testing::demo_key(party);
+            let command = Command::RegisterParty { party: PartyId::new(party), role: Role::Sme, keys: vec![key.public_key()] };
+            entries.push(h.submit(OPERATOR, command));
+        }
+        // Entries 2..=5 follow the genesis entry (index 1): a fresh harness stops right there.
+        let genesis_head = Harness::new().ledger.head();
+        assert_eq!(crate::journal::verify_chain(genesis_head, &entries), Ok(h.ledger.head()));
+        let mut tampered = entries.clone();
+        tampered[2].body.timestamp_ns += 1;
+        let error = crate::journal::verify_chain(genesis_head, &tampered).unwrap_err();
+        assert_eq!(error.index, entries[2].body.index);
+        let mut skipped = entries.clone();
+        skipped.remove(1);
+        assert_eq!(crate::journal::verify_chain(genesis_head, &skipped).unwrap_err().index, entries[1].body.index);
+    }
+
+    #[test]
+    fn a_checkpoint_verifies_only_unchanged() {
+        let h = funded();
+        let node_key = crate::testing::demo_key("node-1");
+        let checkpoint = crate::Checkpoint::sign(h.ledger.head(), &node_key);
+        assert!(checkpoint.signature_is_valid());
+        let mut moved = checkpoint.clone();
+        moved.head.index += 1;
+        assert!(!moved.signature_is_valid());
+        let mut other_key = checkpoint;
+        other_key.node_key = crate::testing::demo_key("node-2").public_key();
+        assert!(!other_key.signature_is_valid());
+    }
 }

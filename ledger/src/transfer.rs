@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// Transfer flags. At most one of `pending`, `post_pending`, `void_pending` may be set.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TransferFlags {
     /// Linked to the next transfer in the same batch: the chain succeeds or fails together.
     #[serde(default)]
@@ -24,8 +25,10 @@ pub struct TransferFlags {
     pub void_pending: bool,
 }
 
-/// A transfer as a client asks for it (inside a `CreateTransfers` command).
+/// A transfer as a client asks for it (inside a `CreateTransfers` command). Unknown JSON fields
+/// are errors.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Transfer {
     /// Client-chosen, unique for ever: the idempotency key. Not 0, not `u128::MAX`.
     #[serde(with = "crate::wire::u128_text")]
@@ -43,7 +46,8 @@ pub struct Transfer {
     /// For post and void: the pending transfer's id; otherwise 0.
     #[serde(default, with = "crate::wire::u128_text")]
     pub pending_id: u128,
-    /// For pending transfers: seconds after which it expires (0: never).
+    /// For pending transfers: seconds after which it expires (required, 1 to
+    /// `PENDING_TIMEOUT_S_MAX`); otherwise 0.
     #[serde(default)]
     pub timeout_s: u32,
     /// Why the money moved (a reason code chosen by the application; 0 is allowed).
@@ -77,7 +81,10 @@ pub enum PendingState {
         by: u128,
     },
     /// Expired at the first command at or after its deadline.
-    Expired { at_ns: u64 },
+    Expired {
+        #[serde(with = "crate::wire::u64_text")]
+        at_ns: u64,
+    },
 }
 
 /// A transfer as stored: the request exactly as it was asked for (so a retry can be compared
@@ -93,6 +100,7 @@ pub struct TransferRecord {
     /// The amount that moved (for a post: the posted amount; for a void: the released amount).
     #[serde(with = "crate::wire::u128_text")]
     pub amount: u128,
+    #[serde(with = "crate::wire::u64_text")]
     pub timestamp_ns: u64,
     pub state: PendingState,
     /// The journal index of the command that created it.

@@ -48,6 +48,45 @@ pub mod u128_text {
     }
 }
 
+/// `#[serde(with = "crate::wire::u64_text")]`: a `u64` as a decimal string in JSON. Used for
+/// nanosecond timestamps, which pass 2^53 and would lose precision in JavaScript.
+pub mod u64_text {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(value: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.collect_str(value)
+        } else {
+            serializer.serialize_u64(*value)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+        if !deserializer.is_human_readable() {
+            return <u64 as serde::Deserialize>::deserialize(deserializer);
+        }
+        let wide = super::u128_text::deserialize(deserializer)?;
+        u64::try_from(wide).map_err(|_| D::Error::custom(format!("out of range for u64: {wide}")))
+    }
+}
+
+/// `Option<u64>` as an optional decimal string in JSON.
+pub mod option_u64_text {
+    use super::*;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize)]
+    struct Text(#[serde(with = "super::u64_text")] u64);
+
+    pub fn serialize<S: Serializer>(value: &Option<u64>, serializer: S) -> Result<S::Ok, S::Error> {
+        value.map(Text).serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+        Ok(Option::<Text>::deserialize(deserializer)?.map(|text| text.0))
+    }
+}
+
 /// A fixed-size byte array: hex in JSON, raw bytes (no length prefix) in canonical bytes.
 pub mod hex_array {
     use super::*;

@@ -199,6 +199,12 @@ fn auditors_cannot_write_and_only_the_operator_registers() {
     check(&mut h, &command, Expect::Rejected(Reason::NotPermitted));
     let command = h.sign("sme", Command::AddKey { party: PartyId::new("univ"), key: demo_key("y").public_key() });
     check(&mut h, &command, Expect::Rejected(Reason::NotPermitted));
+    // Not even the operator may give itself a key of another party.
+    let command = h.sign(OPERATOR, Command::AddKey { party: PartyId::new("sme"), key: demo_key("y").public_key() });
+    check(&mut h, &command, Expect::Rejected(Reason::NotPermitted));
+    // Nor create another operator.
+    let command = h.sign(OPERATOR, Command::RegisterParty { party: PartyId::new("op2"), role: Role::Operator, keys: vec![demo_key("op2").public_key()] });
+    check(&mut h, &command, Expect::Rejected(Reason::RoleNotRegistrable));
 }
 
 fn new_account(id: u128, asset: &str, kind: AccountKind, flagged: bool) -> ledger::NewAccount {
@@ -268,6 +274,8 @@ fn transfer_rejections_each_have_their_own_code() {
         (plain(200, SME_CNY, UNIV_CNY, 0), Reason::AmountMustNotBeZero),
         (plain(200, 0, UNIV_CNY, 1), Reason::DebitAccountIdMustNotBeZero),
         (Transfer { timeout_s: 5, ..plain(200, SME_CNY, UNIV_CNY, 1) }, Reason::TimeoutReservedForPendingTransfer),
+        (pending(200, SME_CNY, UNIV_CNY, 1, 0), Reason::PendingTransferTimeoutRequired),
+        (pending(200, SME_CNY, UNIV_CNY, 1, ledger::limits::PENDING_TIMEOUT_S_MAX + 1), Reason::TimeoutTooLong),
         (Transfer { pending_id: 5, ..plain(200, SME_CNY, UNIV_CNY, 1) }, Reason::PendingIdMustBeZero),
         (post(200, 0, 1), Reason::PendingIdMustNotBeZero),
         (post(200, 200, 1), Reason::PendingIdMustBeDifferent),
@@ -336,10 +344,10 @@ fn a_linked_chain_is_all_or_nothing() {
 #[test]
 fn two_phase_transfers_post_partly_void_and_expire() {
     let mut h = funded();
-    h.expect_accepted("sme", transfers(vec![pending(300, SME_CNY, UNIV_CNY, 1_000, 0), pending(301, SME_CNY, UNIV_CNY, 2_000, 0), pending(302, SME_CNY, UNIV_CNY, 4_000, 10)]));
+    h.expect_accepted("sme", transfers(vec![pending(300, SME_CNY, UNIV_CNY, 1_000, 3600), pending(301, SME_CNY, UNIV_CNY, 2_000, 3600), pending(302, SME_CNY, UNIV_CNY, 4_000, 10)]));
     assert_eq!(balance(&h, SME_CNY), (7_000, 0, 0, 50_000));
     // More than what is left cannot be reserved.
-    let command = h.sign("sme", transfers(vec![pending(303, SME_CNY, UNIV_CNY, 43_001, 0)]));
+    let command = h.sign("sme", transfers(vec![pending(303, SME_CNY, UNIV_CNY, 43_001, 60)]));
     check(&mut h, &command, Expect::Events(vec![(0, Reason::ExceedsCredits)]));
     // The payee posts part of 300: 600 moves, 400 is released.
     h.expect_accepted("univ", transfers(vec![post(310, 300, 600)]));
@@ -349,8 +357,10 @@ fn two_phase_transfers_post_partly_void_and_expire() {
     check(&mut h, &command, Expect::Events(vec![(0, Reason::PendingTransferAlreadyPosted)]));
     let command = h.sign("univ", transfers(vec![post(311, 301, 2_001)]));
     check(&mut h, &command, Expect::Events(vec![(0, Reason::ExceedsPendingTransferAmount)]));
-    // The payer may not void its own reservation; the payee may.
+    // The payer may not void its own reservation; the payee may; a stranger learns nothing.
     let command = h.sign("sme", transfers(vec![void(312, 301)]));
+    check(&mut h, &command, Expect::Events(vec![(0, Reason::NotAccountOwner)]));
+    let command = h.sign("sme2", transfers(vec![post(312, 300, 1)]));
     check(&mut h, &command, Expect::Events(vec![(0, Reason::NotAccountOwner)]));
     h.expect_accepted("univ", transfers(vec![void(312, 301)]));
     assert_eq!(balance(&h, SME_CNY), (4_000, 600, 0, 50_000));
@@ -363,6 +373,37 @@ fn two_phase_transfers_post_partly_void_and_expire() {
     assert_eq!(balance(&h, SME_CNY), (0, 601, 0, 50_000));
     let command = h.sign("univ", transfers(vec![post(314, 302, 0)]));
     check(&mut h, &command, Expect::Events(vec![(0, Reason::PendingTransferExpired)]));
+}
+
+#[test]
+fn a_retry_outside_its_chain_is_the_same_transfer() {
+    let mut h = funded();
+    h.expect_accepted("sme", transfers(vec![linked(plain(200, SME_CNY, UNIV_CNY, 5)), plain(201, SME_CNY, UNIV_CNY, 6)]));
+    let command = h.sign("sme", transfers(vec![plain(200, SME_CNY, UNIV_CNY, 5)]));
+    check(&mut h, &command, Expect::Events(vec![(0, Reason::TransferExists)]));
+}
+
+#[test]
+fn expiry_is_bounded_per_command_and_a_late_post_is_refused() {
+    use ledger::limits::EXPIRIES_PER_COMMAND_MAX;
+    let mut h = funded();
+    let count = EXPIRIES_PER_COMMAND_MAX as u128 + 10;
+    let batch: Vec<Transfer> = (0..count).map(|i| pending(10_000 + i, SME_CNY, UNIV_CNY, 1, 1)).collect();
+    let (first, second) = batch.split_at(ledger::limits::TRANSFERS_PER_BATCH_MAX);
+    h.expect_accepted("sme", transfers(first.to_vec()));
+    h.expect_accepted("sme", transfers(second.to_vec()));
+    h.step_ns = 2 * NS_PER_S;
+    // The first command after the deadline releases at most the bound, earliest first...
+    let last_id = 10_000 + count - 1;
+    let entry = h.submit("univ", transfers(vec![post(9_999, last_id, 1)]));
+    assert_eq!(entry.body.outcome.expired.len(), EXPIRIES_PER_COMMAND_MAX);
+    // ...and a post of one the sweep has not reached is refused all the same.
+    assert_eq!(entry.body.outcome.event_results()[0].reason, Reason::PendingTransferExpired);
+    assert_eq!(balance(&h, SME_CNY).0, 10);
+    let entry = h.submit("univ", transfers(vec![plain(9_998, UNIV_CNY, SME_CNY, 1)]));
+    assert_eq!(entry.body.outcome.expired.len(), 10);
+    assert_eq!(balance(&h, SME_CNY).0, 0);
+    h.ledger.check_invariants().expect("invariants hold");
 }
 
 #[test]
