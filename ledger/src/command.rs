@@ -7,6 +7,7 @@
 //! ever appended at the end of [`Command`]; reordering them would change signed bytes.
 
 use crate::account::NewAccount;
+use crate::bank::{AllocationUpdate, GpuRate, HostSpec, MeterReport, OfferSpec, WithdrawalSpec};
 use crate::asset::Asset;
 use crate::party::{PartyId, PublicKey, Role};
 use crate::transfer::Transfer;
@@ -21,9 +22,9 @@ pub enum Command {
     Genesis { operator: PartyId, keys: Vec<PublicKey>, assets: Vec<Asset> },
     /// Registers a party with a role and its first keys (operator only).
     RegisterParty { party: PartyId, role: Role, keys: Vec<PublicKey> },
-    /// Adds a key to a party (the party itself, or the operator).
+    /// Adds a key to a party (the party itself).
     AddKey { party: PartyId, key: PublicKey },
-    /// Revokes one of a party's keys (the party itself, or the operator). The last active key
+    /// Revokes one of a party's keys (the party itself). The last active key
     /// cannot be revoked. Signatures made before the revocation stay valid for what they signed.
     RevokeKey { party: PartyId, key: PublicKey },
     /// Adds an asset (a GPU class or a model family) to the catalogue (operator only).
@@ -32,6 +33,27 @@ pub enum Command {
     CreateAccounts { accounts: Vec<NewAccount> },
     /// Applies transfers. Events may be linked into all-or-nothing chains.
     CreateTransfers { transfers: Vec<Transfer> },
+    /// Publishes the next version of the GPU-class rate table (operator only).
+    SetRateTable { version: u32, rates: Vec<GpuRate> },
+    /// Registers a GPU host and its agent's key (institution only).
+    RegisterHost { host: HostSpec },
+    /// Offers a host's GPUs for a window (the institution or the host's agent).
+    OfferCapacity { offer: OfferSpec },
+    /// Reports one interval of an offer window (the institution or the host's agent).
+    ReportMeter { report: MeterReport },
+    /// Asks for GPU time, paid from a `GPUH` balance; queued until capacity serves it.
+    RequestWithdrawal { withdrawal: WithdrawalSpec },
+    /// Cancels a queued withdrawal; its reservation is released.
+    CancelWithdrawal {
+        #[serde(with = "crate::wire::u128_text")]
+        withdrawal_id: u128,
+    },
+    /// Reports an allocation's progress (the institution or the host's agent).
+    ReportAllocation {
+        #[serde(with = "crate::wire::u128_text")]
+        allocation_id: u128,
+        update: AllocationUpdate,
+    },
 }
 
 impl Command {
@@ -45,6 +67,13 @@ impl Command {
             Command::RegisterAsset { .. } => "register_asset",
             Command::CreateAccounts { .. } => "create_accounts",
             Command::CreateTransfers { .. } => "create_transfers",
+            Command::SetRateTable { .. } => "set_rate_table",
+            Command::RegisterHost { .. } => "register_host",
+            Command::OfferCapacity { .. } => "offer_capacity",
+            Command::ReportMeter { .. } => "report_meter",
+            Command::RequestWithdrawal { .. } => "request_withdrawal",
+            Command::CancelWithdrawal { .. } => "cancel_withdrawal",
+            Command::ReportAllocation { .. } => "report_allocation",
         }
     }
 }

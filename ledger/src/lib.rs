@@ -14,9 +14,11 @@
 
 pub mod account;
 pub mod asset;
+pub mod bank;
 pub mod codec;
 pub mod command;
 pub mod envelope;
+pub mod ids;
 pub mod invariants;
 pub mod journal;
 pub mod limits;

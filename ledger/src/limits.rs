@@ -60,11 +60,45 @@ pub const ENVELOPE_LIFETIME_NS_MAX: u64 = 120 * NS_PER_S;
 /// The longest timeout of a pending transfer (30 days).
 pub const PENDING_TIMEOUT_S_MAX: u32 = 30 * 24 * 3600;
 
+/// GPUs on one host.
+pub const HOST_GPUS_MAX: u32 = 1_024;
+
+/// Hosts one institution may register.
+pub const HOSTS_PER_PARTY_MAX: u32 = 100_000;
+
+/// The longest capacity offer window (7 days); its reservation must fit a pending timeout.
+pub const OFFER_WINDOW_NS_MAX: u64 = 7 * 24 * 3600 * NS_PER_S;
+
+/// How far in the past an offer window may start when it is offered (agents offer a little
+/// late; more than this would credit time nobody could have used).
+pub const OFFER_START_PAST_NS_MAX: u64 = 10 * 60 * NS_PER_S;
+
+/// How long after an interval ends its meter report is still accepted.
+pub const METER_REPORT_LATE_NS_MAX: u64 = 3600 * NS_PER_S;
+
+/// GPU classes in one rate table.
+pub const RATE_TABLE_CLASSES_MAX: usize = 256;
+
+/// Withdrawals waiting for capacity at once.
+pub const WITHDRAWALS_QUEUED_MAX: usize = 100_000;
+
+/// The longest allocation one withdrawal may ask for (7 days).
+pub const WITHDRAWAL_DURATION_S_MAX: u32 = 7 * 24 * 3600;
+
+/// How long a withdrawal may wait in the queue before its reservation expires (refunded).
+pub const WITHDRAWAL_WAIT_S_MAX: u32 = 7 * 24 * 3600;
+
 /// Nanoseconds in a second; timestamps are nanoseconds since the Unix epoch.
 pub const NS_PER_S: u64 = 1_000_000_000;
 
 const _: () = assert!(TRANSFERS_PER_BATCH_MAX * 106 < COMMAND_BYTES_MAX);
 const _: () = assert!(KEYS_PER_PARTY_MAX <= KEY_HISTORY_PER_PARTY_MAX);
+// Every reservation the bank makes must fit in a pending transfer's timeout.
+const _: () = assert!((OFFER_WINDOW_NS_MAX + METER_REPORT_LATE_NS_MAX) / NS_PER_S <= PENDING_TIMEOUT_S_MAX as u64);
+const _: () = assert!(
+    WITHDRAWAL_WAIT_S_MAX as u64 + WITHDRAWAL_DURATION_S_MAX as u64 + METER_REPORT_LATE_NS_MAX / NS_PER_S
+        <= PENDING_TIMEOUT_S_MAX as u64
+);
 const _: () = assert!(ACCOUNTS_PER_BATCH_MAX as u64 <= ACCOUNTS_PER_PARTY_MAX as u64);
 const _: () = assert!(KEYS_PER_COMMAND_MAX <= KEYS_PER_PARTY_MAX);
 const _: () = assert!((COMMAND_BYTES_MAX as u64) < u32::MAX as u64);

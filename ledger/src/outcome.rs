@@ -28,6 +28,15 @@ pub enum Effect {
     AccountsCreated { results: Vec<EventResult> },
     /// Transfers applied, except the events listed.
     TransfersCreated { results: Vec<EventResult> },
+    RateTableSet,
+    HostRegistered,
+    /// `repeated`: the same offer was already recorded; nothing changed.
+    CapacityOffered { repeated: bool },
+    /// `repeated`: the same report was already recorded; nothing was credited again.
+    MeterRecorded { repeated: bool },
+    WithdrawalRequested { repeated: bool },
+    WithdrawalCancelled,
+    AllocationUpdated,
 }
 
 /// The result of one command.

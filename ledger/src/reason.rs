@@ -114,6 +114,8 @@ reason_codes! {
     AccountExists = 85, "account_exists";
     AccountExistsWithDifferentFields = 86, "account_exists_with_different_fields";
     AccountsPerPartyLimitReached = 87, "accounts_per_party_limit_reached";
+    /// Ids with the top bit set belong to the ledger (system accounts, derived transfers).
+    IdReserved = 88, "id_reserved";
 
     // Transfers.
     TransferFlagsAreMutuallyExclusive = 100, "transfer_flags_are_mutually_exclusive";
@@ -156,6 +158,47 @@ reason_codes! {
     ExceedsDebits = 131, "exceeds_debits";
     /// A pending transfer must have a timeout, so a reservation can never be stuck for ever.
     PendingTransferTimeoutRequired = 132, "pending_transfer_timeout_required";
+
+    // The compute bank: hosts, offers, meter reports, withdrawals, allocations, rates.
+    /// A host id or region is not 1 to 64 bytes of `[a-z0-9._-]`.
+    HostIdInvalid = 140, "host_id_invalid";
+    HostExists = 141, "host_exists";
+    HostUnknown = 142, "host_unknown";
+    /// The host belongs to another institution, or the agent key is another host's.
+    NotHostOwner = 143, "not_host_owner";
+    GpuCountInvalid = 144, "gpu_count_invalid";
+    /// The credit account is not the institution's own main `GPUH:<class>` account.
+    AccountNotForHost = 145, "account_not_for_host";
+    HostsPerPartyLimitReached = 146, "hosts_per_party_limit_reached";
+    OfferExistsWithDifferentFields = 150, "offer_exists_with_different_fields";
+    /// Empty, not whole seconds, too long, already over, or starting too far in the past.
+    OfferWindowInvalid = 151, "offer_window_invalid";
+    /// Another offer of the same host overlaps this window.
+    OfferOverlaps = 152, "offer_overlaps";
+    /// No such offer (the window does not exist).
+    OfferUnknown = 153, "offer_unknown";
+    /// The report starts before the end of an earlier report of the same offer.
+    MeterReportOverlaps = 160, "meter_report_overlaps";
+    MeterReportOutsideWindow = 161, "meter_report_outside_window";
+    MeterReportInFuture = 162, "meter_report_in_future";
+    /// Reported more than `METER_REPORT_LATE_NS_MAX` after the interval ended.
+    MeterReportTooLate = 163, "meter_report_too_late";
+    /// available + busy + down is not gpu_count × the interval, or not whole seconds.
+    MeterReportInconsistent = 164, "meter_report_inconsistent";
+    WithdrawalExistsWithDifferentFields = 170, "withdrawal_exists_with_different_fields";
+    WithdrawalInvalid = 171, "withdrawal_invalid";
+    WithdrawalQueueFull = 172, "withdrawal_queue_full";
+    WithdrawalUnknown = 173, "withdrawal_unknown";
+    WithdrawalNotQueued = 174, "withdrawal_not_queued";
+    /// The rate table has no rate for a class the conversion needs (or there is no table).
+    RateUnknown = 175, "rate_unknown";
+    /// A rate table's version must be the current version + 1 (1 for the first).
+    RateTableVersionInvalid = 176, "rate_table_version_invalid";
+    RateTableInvalid = 177, "rate_table_invalid";
+    AllocationUnknown = 180, "allocation_unknown";
+    /// The update does not follow granted → running → completed | failed.
+    AllocationStateInvalid = 181, "allocation_state_invalid";
+    DeliveredExceedsAllocation = 182, "delivered_exceeds_allocation";
 }
 
 impl Serialize for Reason {

@@ -8,6 +8,15 @@
 use crate::command::Command;
 use crate::party::{PartyId, Role};
 
+/// The only commands a host's agent key may sign (for its own host, checked where the host is
+/// known): an agent can offer, meter and report allocations, and move nothing else.
+pub fn agent_may_sign(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::OfferCapacity { .. } | Command::ReportMeter { .. } | Command::ReportAllocation { .. }
+    )
+}
+
 /// Whether a party with `role` and id `signer` may sign `command` at all.
 pub fn permitted(role: Role, signer: &PartyId, command: &Command) -> bool {
     match command {
@@ -18,6 +27,14 @@ pub fn permitted(role: Role, signer: &PartyId, command: &Command) -> bool {
         // operator may give itself a key of someone else's and sign in their name.
         Command::AddKey { party, .. } | Command::RevokeKey { party, .. } => party == signer,
         // Auditors read; they never move or hold anything.
-        Command::CreateAccounts { .. } | Command::CreateTransfers { .. } => role != Role::Auditor,
+        Command::CreateAccounts { .. }
+        | Command::CreateTransfers { .. }
+        | Command::RequestWithdrawal { .. }
+        | Command::CancelWithdrawal { .. } => role != Role::Auditor,
+        Command::SetRateTable { .. } => role == Role::Operator,
+        Command::RegisterHost { .. }
+        | Command::OfferCapacity { .. }
+        | Command::ReportMeter { .. }
+        | Command::ReportAllocation { .. } => role == Role::Institution,
     }
 }

@@ -5,8 +5,9 @@
 //! iterates only ordered maps. A command that fails is a recorded outcome with a `Reason`; a
 //! broken invariant (for example a timestamp that does not increase) is a bug and panics.
 
-use crate::account::{Account, AccountFlags, Balances, NewAccount};
+use crate::account::{Account, AccountFlags, AccountKind, Balances, NewAccount};
 use crate::asset::Asset;
+use crate::bank::Signer;
 use crate::codec;
 use crate::command::Command;
 use crate::envelope::{key_is_valid, CommandBody, SignedCommand};
@@ -29,21 +30,23 @@ const STATE_HASH_DOMAIN: &[u8] = b"cbank.state.v1\0";
 
 /// Everything the ledger knows. Only ordered collections: their encoding is canonical.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct State {
-    operator: Option<PartyId>,
-    parties: BTreeMap<PartyId, Party>,
+pub(crate) struct State {
+    pub(crate) operator: Option<PartyId>,
+    pub(crate) parties: BTreeMap<PartyId, Party>,
     /// Every key ever registered and its party. Keys are never reused, even after revocation.
-    key_owners: BTreeMap<PublicKey, PartyId>,
-    assets: BTreeSet<Asset>,
-    accounts: BTreeMap<u128, Account>,
-    accounts_per_party: BTreeMap<PartyId, u32>,
-    transfers: BTreeMap<u128, TransferRecord>,
+    pub(crate) key_owners: BTreeMap<PublicKey, PartyId>,
+    pub(crate) assets: BTreeSet<Asset>,
+    pub(crate) accounts: BTreeMap<u128, Account>,
+    pub(crate) accounts_per_party: BTreeMap<PartyId, u32>,
+    pub(crate) transfers: BTreeMap<u128, TransferRecord>,
     /// Pending transfers with a timeout, by (deadline, id).
-    pending_deadlines: BTreeSet<(u64, u128)>,
+    pub(crate) pending_deadlines: BTreeSet<(u64, u128)>,
     /// Nonces of live envelopes, with their expiry.
-    nonces: BTreeMap<(PartyId, u128), u64>,
+    pub(crate) nonces: BTreeMap<(PartyId, u128), u64>,
     /// The same nonces ordered by expiry, to forget them once their envelopes expire.
-    nonce_expiries: BTreeSet<(u64, PartyId, u128)>,
+    pub(crate) nonce_expiries: BTreeSet<(u64, PartyId, u128)>,
+    /// The compute bank: hosts, offers, meter reports, withdrawals, allocations.
+    pub(crate) bank: crate::bank::BankState,
 }
 
 /// The replicated state machine.
@@ -51,11 +54,29 @@ struct State {
 pub struct Ledger {
     head: Head,
     last_timestamp_ns: u64,
-    state: State,
+    pub(crate) state: State,
 }
 
-/// What to restore when a linked chain fails part-way.
-enum Undo {
+/// On whose authority a transfer is made: a party (who must own the accounts the rules name)
+/// or the ledger itself, applying a domain rule (crediting delivered GPU time, settling a
+/// trade), which needs no owner's consent because the signed command that triggered it did.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Acting<'a> {
+    Party(&'a PartyId),
+    Ledger,
+}
+
+impl Acting<'_> {
+    fn owns(&self, party: &PartyId) -> bool {
+        match self {
+            Acting::Party(signer) => *signer == party,
+            Acting::Ledger => true,
+        }
+    }
+}
+
+/// What to restore when a linked chain (or a domain command) fails part-way.
+pub(crate) enum Undo {
     Balances(u128, Balances),
     AccountInserted(u128, PartyId),
     TransferInserted(u128),
@@ -89,7 +110,7 @@ impl Ledger {
         self.forget_expired_nonces(timestamp_ns);
         let result = match self.check_envelope(command, timestamp_ns) {
             Err(reason) => CommandResult::Rejected(reason),
-            Ok(role) => match self.execute(role, &command.body, timestamp_ns) {
+            Ok((role, agent_host)) => match self.execute(role, agent_host.as_deref(), &command.body, timestamp_ns) {
                 Ok(effect) => CommandResult::Accepted(effect),
                 Err(reason) => CommandResult::Rejected(reason),
             },
@@ -189,8 +210,9 @@ impl Ledger {
     // ---- envelope -------------------------------------------------------------------------
 
     /// Checks time, signer, key, signature, replay and role, in that order; records the nonce
-    /// once the signature is known good. Returns the signer's role.
-    fn check_envelope(&mut self, command: &SignedCommand, timestamp_ns: u64) -> Result<Role, Reason> {
+    /// once the signature is known good. Returns the signer's role and, when the key is a host
+    /// agent's, that host.
+    fn check_envelope(&mut self, command: &SignedCommand, timestamp_ns: u64) -> Result<(Role, Option<String>), Reason> {
         let body = &command.body;
         let is_genesis = matches!(body.command, Command::Genesis { .. });
         match (is_genesis, self.is_initialised()) {
@@ -204,17 +226,21 @@ impl Ledger {
         if body.expires_at_ns - timestamp_ns > ENVELOPE_LIFETIME_NS_MAX {
             return Err(Reason::EnvelopeExpiryTooFar);
         }
-        let role = if let Command::Genesis { operator, keys, .. } = &body.command {
+        let (role, agent_host) = if let Command::Genesis { operator, keys, .. } = &body.command {
             if body.signer != *operator || !keys.contains(&body.key) {
                 return Err(Reason::KeyNotOfSigner);
             }
-            Role::Operator
+            (Role::Operator, None)
         } else {
             let party = self.state.parties.get(&body.signer).ok_or(Reason::SignerUnknown)?;
-            if !party.key_is_active(&body.key) {
-                return Err(Reason::KeyNotOfSigner);
+            if party.key_is_active(&body.key) {
+                (party.role, None)
+            } else {
+                match self.agent_host(&body.key) {
+                    Some((host_id, owner)) if *owner == body.signer => (party.role, Some(host_id.to_owned())),
+                    _ => return Err(Reason::KeyNotOfSigner),
+                }
             }
-            party.role
         };
         if !command.signature_is_valid() {
             return Err(Reason::SignatureInvalid);
@@ -228,7 +254,10 @@ impl Ledger {
         if !is_genesis && !rights::permitted(role, &body.signer, &body.command) {
             return Err(Reason::NotPermitted);
         }
-        Ok(role)
+        if agent_host.is_some() && !rights::agent_may_sign(&body.command) {
+            return Err(Reason::NotPermitted);
+        }
+        Ok((role, agent_host))
     }
 
     /// Forgets nonces whose envelopes have expired: an expired envelope is rejected anyway.
@@ -244,8 +273,12 @@ impl Ledger {
 
     // ---- commands -------------------------------------------------------------------------
 
-    fn execute(&mut self, role: Role, body: &CommandBody, timestamp_ns: u64) -> Result<Effect, Reason> {
+    fn execute(&mut self, role: Role, agent_host: Option<&str>, body: &CommandBody, timestamp_ns: u64) -> Result<Effect, Reason> {
         let signer = &body.signer;
+        let bank_signer = match agent_host {
+            Some(host_id) => Signer::Agent { party: signer, host_id },
+            None => Signer::Party(signer),
+        };
         match &body.command {
             Command::Genesis { operator, keys, assets } => {
                 self.genesis(operator, keys, assets, timestamp_ns)
@@ -267,6 +300,7 @@ impl Ledger {
                     return Err(Reason::AssetsLimitReached);
                 }
                 self.state.assets.insert(asset.clone());
+                self.open_system_accounts(asset, timestamp_ns);
                 Ok(Effect::AssetRegistered)
             }
             Command::CreateAccounts { accounts } => {
@@ -280,9 +314,37 @@ impl Ledger {
                 check_batch_size(transfers.len(), TRANSFERS_PER_BATCH_MAX)?;
                 let journal_index = self.head.index + 1;
                 let results = self.apply_linked_events(transfers, |t| t.flags.linked, |ledger, transfer, undo| {
-                    ledger.create_transfer(signer, transfer, timestamp_ns, journal_index, undo)
+                    ledger.create_transfer(Acting::Party(signer), transfer, timestamp_ns, journal_index, undo)
                 });
                 Ok(Effect::TransfersCreated { results })
+            }
+            Command::SetRateTable { version, rates } => {
+                self.set_rate_table(*version, rates, timestamp_ns)?;
+                Ok(Effect::RateTableSet)
+            }
+            Command::RegisterHost { host } => {
+                self.register_host(signer, host, timestamp_ns)?;
+                Ok(Effect::HostRegistered)
+            }
+            Command::OfferCapacity { offer } => {
+                let new = self.offer_capacity(bank_signer, offer, timestamp_ns)?;
+                Ok(Effect::CapacityOffered { repeated: !new })
+            }
+            Command::ReportMeter { report } => {
+                let new = self.report_meter(bank_signer, report, timestamp_ns)?;
+                Ok(Effect::MeterRecorded { repeated: !new })
+            }
+            Command::RequestWithdrawal { withdrawal } => {
+                let new = self.request_withdrawal(signer, withdrawal, timestamp_ns)?;
+                Ok(Effect::WithdrawalRequested { repeated: !new })
+            }
+            Command::CancelWithdrawal { withdrawal_id } => {
+                self.cancel_withdrawal(signer, *withdrawal_id, timestamp_ns)?;
+                Ok(Effect::WithdrawalCancelled)
+            }
+            Command::ReportAllocation { allocation_id, update } => {
+                self.report_allocation(bank_signer, *allocation_id, *update, timestamp_ns)?;
+                Ok(Effect::AllocationUpdated)
             }
         }
     }
@@ -303,8 +365,38 @@ impl Ledger {
         }
         self.register_party(operator, Role::Operator, keys, timestamp_ns)?;
         self.state.operator = Some(operator.clone());
-        self.state.assets.extend(assets.iter().cloned());
+        for asset in assets {
+            self.state.assets.insert(asset.clone());
+            self.open_system_accounts(asset, timestamp_ns);
+        }
         Ok(Effect::GenesisApplied)
+    }
+
+    /// Opens the operator's system accounts for a newly registered asset (`ids::SYSTEM_ACCOUNTS`,
+    /// at the ids `ids::system_account_id` gives).
+    fn open_system_accounts(&mut self, asset: &Asset, timestamp_ns: u64) {
+        let operator = self.state.operator.clone().expect("assets are registered after genesis");
+        for (kind, guarded) in crate::ids::SYSTEM_ACCOUNTS {
+            let id = crate::ids::system_account_id(asset, kind);
+            let account = Account {
+                id,
+                party: operator.clone(),
+                asset: asset.clone(),
+                kind,
+                flags: AccountFlags { debits_must_not_exceed_credits: guarded, ..AccountFlags::default() },
+                reference: 0,
+                balances: Balances::default(),
+                timestamp_ns,
+            };
+            let previous = self.state.accounts.insert(id, account);
+            assert!(previous.is_none(), "system account ids are derived from unique assets");
+            *self.state.accounts_per_party.entry(operator.clone()).or_insert(0) += 1;
+        }
+    }
+
+    /// The operator's system account of `kind` for `asset`, if the asset is registered.
+    pub fn system_account(&self, asset: &Asset, kind: AccountKind) -> Option<&Account> {
+        self.state.accounts.get(&crate::ids::system_account_id(asset, kind))
     }
 
     fn register_party(
@@ -442,7 +534,7 @@ impl Ledger {
         results
     }
 
-    fn roll_back(&mut self, undo: &mut Vec<Undo>) {
+    pub(crate) fn roll_back(&mut self, undo: &mut Vec<Undo>) {
         let state = &mut self.state;
         while let Some(step) = undo.pop() {
             match step {
@@ -530,15 +622,17 @@ impl Ledger {
 
     // ---- transfers ------------------------------------------------------------------------
 
-    fn create_transfer(
+    pub(crate) fn create_transfer(
         &mut self,
-        signer: &PartyId,
+        acting: Acting<'_>,
         transfer: &Transfer,
         timestamp_ns: u64,
         journal_index: u64,
         undo: &mut Vec<Undo>,
     ) -> EventOutcome {
-        check_id(transfer.id)?;
+        if matches!(acting, Acting::Party(_)) {
+            check_id(transfer.id)?;
+        }
         let flags = transfer.flags;
         let phases = [flags.pending, flags.post_pending, flags.void_pending];
         if phases.iter().filter(|set| **set).count() > 1 {
@@ -555,15 +649,15 @@ impl Ledger {
             };
         }
         if flags.post_pending || flags.void_pending {
-            self.post_or_void(signer, transfer, timestamp_ns, journal_index, undo)
+            self.post_or_void(acting, transfer, timestamp_ns, journal_index, undo)
         } else {
-            self.transfer_single_or_pending(signer, transfer, timestamp_ns, journal_index, undo)
+            self.transfer_single_or_pending(acting, transfer, timestamp_ns, journal_index, undo)
         }
     }
 
     fn transfer_single_or_pending(
         &mut self,
-        signer: &PartyId,
+        acting: Acting<'_>,
         transfer: &Transfer,
         timestamp_ns: u64,
         journal_index: u64,
@@ -599,7 +693,7 @@ impl Ledger {
         if debit.asset != credit.asset {
             return Err(Reason::AssetMismatch);
         }
-        if debit.party != *signer {
+        if !acting.owns(&debit.party) {
             return Err(Reason::NotAccountOwner);
         }
         let amount = transfer.amount;
@@ -639,7 +733,7 @@ impl Ledger {
 
     fn post_or_void(
         &mut self,
-        signer: &PartyId,
+        acting: Acting<'_>,
         transfer: &Transfer,
         timestamp_ns: u64,
         journal_index: u64,
@@ -657,7 +751,7 @@ impl Ledger {
         // Ownership comes before anything else about the pending transfer, so a stranger learns
         // nothing of its state or amount. The payee may post or void; the payer may post (pay)
         // but not void its own reservation (it expires at its timeout).
-        let owner_may_act = credit.party == *signer || (post && debit.party == *signer);
+        let owner_may_act = acting.owns(&credit.party) || (post && acting.owns(&debit.party));
         if !owner_may_act {
             return Err(Reason::NotAccountOwner);
         }
@@ -780,10 +874,13 @@ fn check_batch_size(len: usize, len_max: usize) -> Result<(), Reason> {
     Ok(())
 }
 
+/// Checks an id a party chose: not 0, not `u128::MAX`, and not in the ledger's own half
+/// (top bit set), where the ids of system accounts and derived transfers live.
 fn check_id(id: u128) -> Result<(), Reason> {
     match id {
         0 => Err(Reason::IdMustNotBeZero),
         u128::MAX => Err(Reason::IdMustNotBeIntMax),
+        id if id & crate::ids::LEDGER_ID_BIT != 0 => Err(Reason::IdReserved),
         _ => Ok(()),
     }
 }

@@ -87,6 +87,23 @@ pub mod option_u64_text {
     }
 }
 
+/// `Option<u128>` as an optional decimal string in JSON.
+pub mod option_u128_text {
+    use super::*;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize)]
+    struct Text(#[serde(with = "super::u128_text")] u128);
+
+    pub fn serialize<S: Serializer>(value: &Option<u128>, serializer: S) -> Result<S::Ok, S::Error> {
+        value.map(Text).serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u128>, D::Error> {
+        Ok(Option::<Text>::deserialize(deserializer)?.map(|text| text.0))
+    }
+}
+
 /// A fixed-size byte array: hex in JSON, raw bytes (no length prefix) in canonical bytes.
 pub mod hex_array {
     use super::*;

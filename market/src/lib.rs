@@ -1,10 +1,13 @@
 //! The compute supermarket's core: products, order books and matching.
 //!
 //! Pure and deterministic: no I/O, no clock, no randomness. Time, when it matters, is an argument.
-//! This crate is filled in by the "Compute supermarket" work; for now it holds the product
-//! identifiers that the ledger already needs to name instruments.
+//! Today it holds the allocation engine (`allocation.rs`: which queued GPU requests get which
+//! offered capacity) and the instrument names; order books and matching come with the
+//! supermarket work.
 //!
-//! Start here: [`Instrument`].
+//! Start here: [`allocation::allocate`].
+
+pub mod allocation;
 
 use serde::{Deserialize, Serialize};
 
