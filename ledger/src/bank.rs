@@ -286,7 +286,7 @@ fn name_is_valid(name: &str) -> bool {
 }
 
 fn whole_seconds(ns: u64) -> Option<u64> {
-    (ns % NS_PER_S == 0).then_some(ns / NS_PER_S)
+    ns.is_multiple_of(NS_PER_S).then_some(ns / NS_PER_S)
 }
 
 impl Ledger {

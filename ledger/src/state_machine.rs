@@ -948,7 +948,8 @@ mod tests {
     /// Each corruption must be caught: the checker can fail.
     #[test]
     fn invariants_catch_corrupted_state() {
-        let corruptions: Vec<(&str, Box<dyn Fn(&mut State)>)> = vec![
+        type Corruption = Box<dyn Fn(&mut State)>;
+        let corruptions: Vec<(&str, Corruption)> = vec![
             ("I1", Box::new(|s| s.accounts.get_mut(&2).unwrap().balances.credits_posted += 1)),
             ("I2", Box::new(|s| {
                 let b = &mut s.accounts.get_mut(&2).unwrap().balances;

@@ -1,0 +1,138 @@
+//! Every bound the node itself enforces, in one place, each with the reason it exists.
+//!
+//! The ledger's bounds (batch sizes, command bytes, envelope lifetime) live in
+//! `ledger::limits` because they are part of the replicated state machine; the storage and
+//! transport bounds sit beside their code in `storage/mod.rs` and `network/mod.rs`. What is here
+//! is what the node's runtime and HTTP API add: request sizes, queues, group commit, paging,
+//! timeouts and the Raft timing. The compile-time checks at the bottom state how these relate to
+//! the others. This file must never read configuration at run time.
+
+use std::time::Duration;
+
+/// Bytes of one HTTP request body. A full `CreateTransfers` batch (8,190 transfers, about 1 MB
+/// in canonical bytes) is larger in JSON, where ids and amounts are decimal strings; 2 MiB holds
+/// it with room for the envelope. Larger bodies get `413 body_too_large` before any parsing.
+pub const REQUEST_BYTES_MAX: usize = 2 * 1024 * 1024;
+
+/// HTTP requests one node serves at once; more get `429 overloaded` at once. Bounds the memory
+/// that buffered bodies can take (this many times [`REQUEST_BYTES_MAX`], 512 MiB at worst).
+pub const HTTP_REQUESTS_IN_FLIGHT_MAX: usize = 256;
+
+/// Signed commands waiting in the proposer's queue for a proposal. A full queue answers
+/// `429 overloaded`: back-pressure reaches clients instead of growing memory without bound.
+pub const PROPOSAL_QUEUE_LENGTH_MAX: usize = 4_096;
+
+/// Signed commands the proposer puts into one Raft entry (group commit). Large enough that a
+/// busy leader amortises each fsync and round trip over many requests.
+pub const COMMANDS_PER_PROPOSAL_MAX: usize = 1_024;
+
+/// Canonical bytes of the commands in one Raft entry. One proposal always takes at least one
+/// command, and one command is at most `ledger::limits::COMMAND_BYTES_MAX`; beyond that the
+/// proposer stops adding commands. Kept far under the transport's message limit, so that an
+/// append-entries request carrying a few such entries still fits in one gRPC message.
+pub const PROPOSAL_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// Proposals handed to Raft and not yet applied. More than one in flight lets the next group
+/// fill while the previous one is being replicated, so throughput is not capped at one group
+/// per round trip; the bound keeps a slow quorum from piling up unbounded work in the leader.
+pub const PROPOSALS_IN_FLIGHT_MAX: usize = 8;
+
+/// Signed commands in one `POST /v1/commands/batch` request (`spec/http.md`).
+pub const COMMANDS_PER_BATCH_REQUEST_MAX: usize = 64;
+
+/// Entries in one `GET /v1/journal` page; also the page when `limit` is not given is
+/// [`JOURNAL_PAGE_ENTRIES_DEFAULT`].
+pub const JOURNAL_PAGE_ENTRIES_MAX: usize = 1_000;
+
+/// Entries in a `GET /v1/journal` page when the client names no `limit`.
+pub const JOURNAL_PAGE_ENTRIES_DEFAULT: usize = 100;
+
+/// Transfers in one `GET /v1/accounts/{id}/transfers` page.
+pub const ACCOUNT_TRANSFERS_PAGE_MAX: usize = 1_000;
+
+/// Transfers in an account's page when the client names no `limit`.
+pub const ACCOUNT_TRANSFERS_PAGE_DEFAULT: usize = 100;
+
+/// How long a write may wait to be applied before the client gets `504 timeout`. The command
+/// may still apply later; the client retries with the same ids (transfers and accounts are
+/// idempotent by id; a replayed envelope is rejected as `nonce_replayed`).
+pub const WRITE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How long a linearizable read may wait for the leader to confirm its leadership with a
+/// quorum and apply up to the read point.
+pub const READ_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How long a request waits for a leader to be known (during an election) before it gets
+/// `503 unavailable`. An election takes about one election timeout.
+pub const LEADER_WAIT: Duration = Duration::from_secs(3);
+
+/// How long a follower waits for the leader's answer to a forwarded request. Longer than
+/// [`WRITE_DEADLINE`], so that the leader's own `504 timeout` reaches the client rather than
+/// the follower giving up first.
+pub const FORWARD_DEADLINE: Duration = Duration::from_secs(15);
+
+/// How long a follower waits for a TCP connection to the leader's HTTP listener.
+pub const FORWARD_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Bytes of a forwarded answer a follower relays (the largest is a journal page, bounded by
+/// `storage::JOURNAL_PAGE_BYTES_MAX` plus its JSON overhead).
+pub const FORWARDED_RESPONSE_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Idle connections to the leader kept open per follower, so forwarding does not pay a TCP
+/// handshake per request.
+pub const FORWARD_IDLE_CONNECTIONS_MAX: usize = 32;
+
+/// How long an administrative membership change may take (adding a learner waits until it has
+/// caught up with the log, which may mean installing a snapshot).
+pub const MEMBERSHIP_CHANGE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// How long shutdown waits for in-flight HTTP requests and the Raft server to finish before it
+/// stops them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Raft leader heartbeat interval. A follower that hears nothing for an election timeout
+/// (below) starts an election.
+pub const HEARTBEAT_INTERVAL_MS: u64 = 100;
+
+/// Raft election timeout, drawn at random in `[MIN, MAX)` per term. With a 100 ms heartbeat a
+/// cluster elects a new leader within about one second of losing one (timeout plus one vote
+/// round trip), and four missed heartbeats are needed before anyone campaigns.
+pub const ELECTION_TIMEOUT_MS_MIN: u64 = 400;
+
+/// See [`ELECTION_TIMEOUT_MS_MIN`].
+pub const ELECTION_TIMEOUT_MS_MAX: u64 = 800;
+
+/// Log entries kept after a snapshot, so a follower that lags by less than this catches up from
+/// the log instead of needing a whole snapshot.
+pub const LOG_ENTRIES_KEPT_AFTER_SNAPSHOT: u64 = 1_000;
+
+/// Bytes of one snapshot chunk sent to a lagging follower (openraft's
+/// `snapshot_max_chunk_size`). Small enough to be sent well within
+/// [`INSTALL_SNAPSHOT_TIMEOUT_MS`] on a slow link.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+
+/// How long sending and installing one snapshot chunk may take.
+pub const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 5_000;
+
+/// Bytes of a node address (`host:port`) named in an administrative request.
+pub const NODE_ADDRESS_BYTES_MAX: usize = 256;
+
+/// Members named in one `POST /v1/admin/cluster/init`.
+pub const INIT_MEMBERS_MAX: usize = 16;
+
+const _: () = assert!(ledger::limits::COMMAND_BYTES_MAX <= PROPOSAL_BYTES_MAX);
+const _: () = assert!(ledger::limits::COMMAND_BYTES_MAX < REQUEST_BYTES_MAX);
+const _: () = assert!(PROPOSAL_BYTES_MAX * 4 <= crate::network::MESSAGE_BYTES_MAX);
+const _: () = assert!(PROPOSAL_BYTES_MAX < crate::storage::LOG_RECORD_BYTES_MAX);
+const _: () = assert!(SNAPSHOT_CHUNK_BYTES <= crate::network::SNAPSHOT_CHUNK_BYTES_MAX);
+const _: () = assert!(COMMANDS_PER_BATCH_REQUEST_MAX <= PROPOSAL_QUEUE_LENGTH_MAX);
+const _: () = assert!(COMMANDS_PER_PROPOSAL_MAX <= PROPOSAL_QUEUE_LENGTH_MAX);
+const _: () = assert!(JOURNAL_PAGE_ENTRIES_MAX <= crate::storage::JOURNAL_PAGE_ENTRIES_MAX);
+const _: () = assert!(JOURNAL_PAGE_ENTRIES_DEFAULT <= JOURNAL_PAGE_ENTRIES_MAX);
+// One more than a page is read to know whether another page follows.
+const _: () = assert!(ACCOUNT_TRANSFERS_PAGE_MAX < crate::storage::ACCOUNT_TRANSFERS_PAGE_MAX);
+const _: () = assert!(ACCOUNT_TRANSFERS_PAGE_DEFAULT <= ACCOUNT_TRANSFERS_PAGE_MAX);
+const _: () = assert!(HEARTBEAT_INTERVAL_MS * 3 < ELECTION_TIMEOUT_MS_MIN);
+const _: () = assert!(ELECTION_TIMEOUT_MS_MIN < ELECTION_TIMEOUT_MS_MAX);
+const _: () = assert!(WRITE_DEADLINE.as_millis() < FORWARD_DEADLINE.as_millis());
+const _: () = assert!(crate::storage::JOURNAL_PAGE_BYTES_MAX * 3 <= FORWARDED_RESPONSE_BYTES_MAX);
