@@ -17,7 +17,7 @@ use crate::account::AccountKind;
 use crate::asset::Asset;
 use crate::ids::{derived_id, system_account_id};
 use crate::limits::{
-    HOSTS_PER_PARTY_MAX, HOST_GPUS_MAX, METER_REPORT_LATE_NS_MAX, NS_PER_S, OFFER_START_PAST_NS_MAX,
+    HOSTS_PER_PARTY_MAX, HOST_GPUS_MAX, METER_REPORT_LATE_NS_MAX, NS_PER_S, OFFER_START_AHEAD_NS_MAX, OFFER_START_PAST_NS_MAX,
     OFFER_WINDOW_NS_MAX, RATE_TABLE_CLASSES_MAX, WITHDRAWALS_QUEUED_MAX, WITHDRAWAL_DURATION_S_MAX,
     WITHDRAWAL_WAIT_S_MAX,
 };
@@ -402,6 +402,7 @@ impl Ledger {
         if window_ns > OFFER_WINDOW_NS_MAX
             || spec.end_ns <= timestamp_ns
             || spec.start_ns.saturating_add(OFFER_START_PAST_NS_MAX) < timestamp_ns
+            || spec.start_ns > timestamp_ns.saturating_add(OFFER_START_AHEAD_NS_MAX)
         {
             return Err(Reason::OfferWindowInvalid);
         }
@@ -509,6 +510,7 @@ impl Ledger {
         offer.unreported_gpu_s += gap_s * gpu_count;
         self.state.bank.offers.insert(report.offer_id, offer);
         self.state.bank.meter_reports.insert((report.offer_id, report.from_ns), report.clone());
+        self.run_allocation(timestamp_ns)?;
         Ok(true)
     }
 
@@ -579,10 +581,16 @@ impl Ledger {
             return Err(Reason::WithdrawalNotQueued);
         }
         let pending_id = withdrawal.pending_transfer_id;
+        if self.transfer(pending_id).is_none_or(|t| t.state != PendingState::Pending) {
+            // Its reservation already expired (refunded): it leaves the queue as expired.
+            self.run_allocation(timestamp_ns)?;
+            return Err(Reason::WithdrawalNotQueued);
+        }
         let void_id = derived_id("cbank.withdrawal-transfer.v1", &[&withdrawal_id.to_le_bytes(), &[1]]);
         self.atomically(|ledger, undo| ledger.ledger_transfer(void(void_id, pending_id, codes::WITHDRAWAL_CANCELLED), timestamp_ns, undo))?;
         self.state.bank.queue.retain(|_, id| *id != withdrawal_id);
         self.state.bank.withdrawals.get_mut(&withdrawal_id).expect("checked above").state = WithdrawalState::Cancelled;
+        self.run_allocation(timestamp_ns)?;
         Ok(())
     }
 
@@ -606,6 +614,14 @@ impl Ledger {
             }
             (AllocationState::Granted | AllocationState::Running, AllocationUpdate::Failed { delivered_gpu_s }) => {
                 (AllocationState::Failed { delivered_gpu_s }, Some(delivered_gpu_s))
+            }
+            // A retry of the update that was already applied changes nothing.
+            (AllocationState::Running, AllocationUpdate::Running) => return Ok(()),
+            (AllocationState::Completed { delivered_gpu_s: done }, AllocationUpdate::Completed { delivered_gpu_s })
+            | (AllocationState::Failed { delivered_gpu_s: done }, AllocationUpdate::Failed { delivered_gpu_s })
+                if done == delivered_gpu_s =>
+            {
+                return Ok(())
             }
             _ => return Err(Reason::AllocationStateInvalid),
         };
@@ -653,9 +669,13 @@ impl Ledger {
             bank.queue.remove(&sequence);
             bank.withdrawals.get_mut(&id).expect("queued withdrawals exist").state = WithdrawalState::Expired;
         }
+        // Only withdrawals still within their wait: the reservation must outlast the allocation
+        // (it times out `WITHDRAWAL_WAIT_S_MAX + duration + late allowance` after the request).
+        let wait_ns_max = u64::from(WITHDRAWAL_WAIT_S_MAX) * NS_PER_S;
         let queue: Vec<market::allocation::Request> = bank
             .queue
             .values()
+            .filter(|id| bank.withdrawals[*id].requested_at_ns.saturating_add(wait_ns_max) >= timestamp_ns)
             .map(|id| {
                 let spec = &bank.withdrawals[id].spec;
                 market::allocation::Request {

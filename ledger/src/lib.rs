@@ -27,6 +27,7 @@ pub mod party;
 pub mod reason;
 pub mod rights;
 pub mod state_machine;
+pub mod statement;
 pub mod testing;
 pub mod transfer;
 pub mod wire;

@@ -73,6 +73,10 @@ pub const OFFER_WINDOW_NS_MAX: u64 = 7 * 24 * 3600 * NS_PER_S;
 /// late; more than this would credit time nobody could have used).
 pub const OFFER_START_PAST_NS_MAX: u64 = 10 * 60 * NS_PER_S;
 
+/// How far ahead an offer window may start: with the window and the late allowance, its
+/// reservation must fit in a pending timeout.
+pub const OFFER_START_AHEAD_NS_MAX: u64 = 7 * 24 * 3600 * NS_PER_S;
+
 /// How long after an interval ends its meter report is still accepted.
 pub const METER_REPORT_LATE_NS_MAX: u64 = 3600 * NS_PER_S;
 
@@ -94,7 +98,9 @@ pub const NS_PER_S: u64 = 1_000_000_000;
 const _: () = assert!(TRANSFERS_PER_BATCH_MAX * 106 < COMMAND_BYTES_MAX);
 const _: () = assert!(KEYS_PER_PARTY_MAX <= KEY_HISTORY_PER_PARTY_MAX);
 // Every reservation the bank makes must fit in a pending transfer's timeout.
-const _: () = assert!((OFFER_WINDOW_NS_MAX + METER_REPORT_LATE_NS_MAX) / NS_PER_S <= PENDING_TIMEOUT_S_MAX as u64);
+const _: () = assert!(
+    (OFFER_START_AHEAD_NS_MAX + OFFER_WINDOW_NS_MAX + METER_REPORT_LATE_NS_MAX) / NS_PER_S <= PENDING_TIMEOUT_S_MAX as u64
+);
 const _: () = assert!(
     WITHDRAWAL_WAIT_S_MAX as u64 + WITHDRAWAL_DURATION_S_MAX as u64 + METER_REPORT_LATE_NS_MAX / NS_PER_S
         <= PENDING_TIMEOUT_S_MAX as u64

@@ -1,9 +1,10 @@
 //! The allocation engine: which queued GPU requests get which offered capacity.
 //!
 //! Pure and deterministic: the same queue and the same capacity give the same assignments on
-//! every replica. Requests are served in arrival order within each GPU class: a request that
-//! cannot be served yet blocks the later requests of its class (so a large request is never
-//! starved by a stream of small ones), but not those of other classes. Among the slots that fit,
+//! every replica. Requests are served in arrival order within each (GPU class, region) pair: a
+//! request that cannot be served yet blocks the later requests of the same class and region (so
+//! a large request is never starved by a stream of small ones), but not those of other classes
+//! or regions. Among the slots that fit,
 //! the engine takes the one with the fewest free GPUs (best fit, to keep large slots whole),
 //! then the earliest end, then the lowest offer id.
 
@@ -38,10 +39,11 @@ pub struct Assignment {
 /// Assigns queued requests (in arrival order) to slots at time `now_ns`.
 pub fn allocate(queue: &[Request], slots: &[Slot], now_ns: u64) -> Vec<Assignment> {
     let mut free: Vec<u32> = slots.iter().map(|slot| slot.free_gpus).collect();
-    let mut blocked_classes: Vec<&str> = Vec::new();
+    let mut blocked: Vec<(&str, Option<&str>)> = Vec::new();
     let mut assignments = Vec::new();
     for request in queue {
-        if blocked_classes.contains(&request.gpu_class.as_str()) {
+        let key = (request.gpu_class.as_str(), request.region.as_deref());
+        if blocked.contains(&key) {
             continue;
         }
         let fits = |(index, slot): &(usize, &Slot)| {
@@ -60,7 +62,7 @@ pub fn allocate(queue: &[Request], slots: &[Slot], now_ns: u64) -> Vec<Assignmen
                 free[index] -= request.gpu_count;
                 assignments.push(Assignment { request_id: request.id, offer_id: slot.offer_id });
             }
-            None => blocked_classes.push(&request.gpu_class),
+            None => blocked.push(key),
         }
     }
     assignments
@@ -100,6 +102,14 @@ mod tests {
         let queue = [request(1, "H100", 16, 10), request(2, "H100", 1, 10), request(3, "A100", 1, 10)];
         let slots = [slot(10, "H100", 8, 100), slot(12, "A100", 2, 100)];
         assert_eq!(allocate(&queue, &slots, 0), vec![Assignment { request_id: 3, offer_id: 12 }]);
+    }
+
+    #[test]
+    fn a_blocked_region_does_not_hold_back_another() {
+        let mut far = request(1, "H100", 1, 10);
+        far.region = Some("nowhere".into());
+        let queue = [far, request(2, "H100", 1, 10)];
+        assert_eq!(allocate(&queue, &[slot(10, "H100", 8, 100)], 0), vec![Assignment { request_id: 2, offer_id: 10 }]);
     }
 
     #[test]
