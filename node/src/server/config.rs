@@ -39,13 +39,40 @@ pub struct NodeConfig {
 /// layer's snapshot policy, 1,000 log entries kept after a snapshot, and snapshot chunks well
 /// under the transport's message limit.
 pub fn raft_config() -> Result<Arc<openraft::Config>, Box<openraft::ConfigError>> {
+    raft_config_with(None)
+}
+
+/// The environment variable that overrides how many log entries trigger a snapshot
+/// (default: the storage layer's `SNAPSHOT_POLICY_DEFAULT`). Snapshot timing is local to each
+/// node, so nodes may differ; tests lower it so a wiped node rejoins by snapshot quickly.
+pub const SNAPSHOT_LOGS_ENV: &str = "CBANK_SNAPSHOT_LOGS";
+
+/// [`raft_config`] with the snapshot threshold from [`SNAPSHOT_LOGS_ENV`], if set.
+pub fn raft_config_from_env() -> anyhow::Result<Arc<openraft::Config>> {
+    let logs = match std::env::var(SNAPSHOT_LOGS_ENV) {
+        Ok(text) => Some(text.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            anyhow::anyhow!("{SNAPSHOT_LOGS_ENV} must be a positive integer, not {text:?}")
+        })?),
+        Err(_) => None,
+    };
+    Ok(raft_config_with(logs)?)
+}
+
+/// [`raft_config`] with a snapshot every `snapshot_logs` log entries instead of the default.
+pub fn raft_config_with(
+    snapshot_logs: Option<u64>,
+) -> Result<Arc<openraft::Config>, Box<openraft::ConfigError>> {
+    let snapshot_policy = match snapshot_logs {
+        Some(logs) => openraft::SnapshotPolicy::LogsSinceLast(logs),
+        None => SNAPSHOT_POLICY_DEFAULT,
+    };
     let config = openraft::Config {
         cluster_name: CLUSTER_NAME.to_owned(),
         heartbeat_interval: HEARTBEAT_INTERVAL_MS,
         election_timeout_min: ELECTION_TIMEOUT_MS_MIN,
         election_timeout_max: ELECTION_TIMEOUT_MS_MAX,
         install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT_MS,
-        snapshot_policy: SNAPSHOT_POLICY_DEFAULT,
+        snapshot_policy,
         max_in_snapshot_log_to_keep: LOG_ENTRIES_KEPT_AFTER_SNAPSHOT,
         snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES as u64,
         ..openraft::Config::default()

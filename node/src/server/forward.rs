@@ -209,9 +209,11 @@ impl Forwarder {
                 .headers_mut()
                 .insert(CONTENT_TYPE, content_type.clone());
         }
-        relayed
-            .headers_mut()
-            .insert(FORWARDED_TO_HEADER, HeaderValue::from(leader.id));
+        // The leader's HTTP address (spec/http.md); an address that is not a valid header
+        // value (it came from the membership, so it should be) is left out, never a panic.
+        if let Ok(value) = HeaderValue::from_str(&leader.http_addr) {
+            relayed.headers_mut().insert(FORWARDED_TO_HEADER, value);
+        }
         Ok(relayed)
     }
 }

@@ -7,7 +7,7 @@
 //! get `SHUTDOWN_GRACE` to finish), then the proposer, then Raft, then the Raft server. This file
 //! never holds a business rule and never ignores a fatal Raft error: it ends the node.
 
-use super::config::{raft_config, NodeConfig};
+use super::config::{raft_config_from_env, NodeConfig};
 use super::forward::Forwarder;
 use super::metrics::Metrics;
 use super::node_files;
@@ -98,7 +98,7 @@ pub async fn start_node(config: NodeConfig) -> anyhow::Result<RunningNode> {
         Network::new(id, NetworkConfig::default()),
         faults.clone(),
     );
-    let raft = Raft::new(id, raft_config()?, network, log_store, state_machine)
+    let raft = Raft::new(id, raft_config_from_env()?, network, log_store, state_machine)
         .await
         .map_err(|error| anyhow!("starting Raft: {error}"))?;
 
@@ -128,11 +128,16 @@ pub async fn start_node(config: NodeConfig) -> anyhow::Result<RunningNode> {
                     "a fatal Raft error",
                 )
                 .await;
-            if let Ok(metrics) = waited {
-                if let Err(fatal) = metrics.running_state {
-                    let _ = failure_sender.send(anyhow!("Raft stopped: {fatal}")).await;
-                }
-            }
+            // A panicked Raft core drops its metrics channel instead of reporting an error:
+            // that ends the node too (a clean shutdown has stopped listening by then).
+            let why = match waited {
+                Ok(metrics) => match metrics.running_state {
+                    Err(fatal) => anyhow!("Raft stopped: {fatal}"),
+                    Ok(()) => anyhow!("Raft stopped without an error"),
+                },
+                Err(error) => anyhow!("the Raft core stopped: {error}"),
+            };
+            let _ = failure_sender.send(why).await;
         });
     }
 
