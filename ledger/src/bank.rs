@@ -582,8 +582,8 @@ impl Ledger {
         }
         let pending_id = withdrawal.pending_transfer_id;
         if self.transfer(pending_id).is_none_or(|t| t.state != PendingState::Pending) {
-            // Its reservation already expired (refunded): it leaves the queue as expired.
-            self.run_allocation(timestamp_ns)?;
+            // Its reservation already expired (refunded); the engine's next run marks it
+            // expired. A rejected command changes nothing, so the engine does not run here.
             return Err(Reason::WithdrawalNotQueued);
         }
         let void_id = derived_id("cbank.withdrawal-transfer.v1", &[&withdrawal_id.to_le_bytes(), &[1]]);
