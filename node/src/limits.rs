@@ -53,6 +53,33 @@ pub const ACCOUNT_TRANSFERS_PAGE_MAX: usize = 1_000;
 /// Transfers in an account's page when the client names no `limit`.
 pub const ACCOUNT_TRANSFERS_PAGE_DEFAULT: usize = 100;
 
+/// Items in one page of the bank's lists (`GET /v1/hosts/{id}/offers`,
+/// `/v1/hosts/{id}/allocations`, `/v1/parties/{id}/withdrawals`). These grow without bound over
+/// time (`spec/bank.md` §10), so they are paged like an account's transfers.
+pub const BANK_LIST_PAGE_MAX: usize = 1_000;
+
+/// Items in a bank list page when the client names no `limit`: a whole page, so that a host's
+/// agent asking for its active allocations gets them all in one answer in every ordinary case.
+pub const BANK_LIST_PAGE_DEFAULT: usize = BANK_LIST_PAGE_MAX;
+
+/// Statement lines one request builds (`GET /v1/accounts/{id}/statement`, and all the accounts
+/// of `GET /v1/parties/{id}/statement` together): every transfer of the accounts read counts
+/// one, and each account [`STATEMENT_HEADER_LINES`] more for its account and balances. A
+/// statement recomputes balances from an account's first transfer, whatever the period asked
+/// for, so this bounds the memory, time and size of one answer. A larger one gets
+/// `422 statement_too_large`; its transfers can still be read page by page from
+/// `GET /v1/accounts/{id}/transfers`.
+pub const STATEMENT_LINES_MAX: usize = 80_000;
+
+/// What one account's statement costs against [`STATEMENT_LINES_MAX`] before its first line:
+/// its account, opening and closing balances take about as many bytes as two lines.
+pub const STATEMENT_HEADER_LINES: usize = 2;
+
+/// JSON bytes of one statement line at most (ids and amounts as 39-digit strings, the
+/// balances after it); checked by a test in `server/bank.rs`. With [`STATEMENT_LINES_MAX`]
+/// it bounds a statement's answer, which a follower must be able to relay.
+pub const STATEMENT_LINE_BYTES_MAX: usize = 800;
+
 /// How long a write may wait to be applied before the client gets `504 timeout`. The command
 /// may still apply later; the client retries with the same ids (transfers and accounts are
 /// idempotent by id; a replayed envelope is rejected as `nonce_replayed`).
@@ -132,6 +159,10 @@ const _: () = assert!(JOURNAL_PAGE_ENTRIES_DEFAULT <= JOURNAL_PAGE_ENTRIES_MAX);
 // One more than a page is read to know whether another page follows.
 const _: () = assert!(ACCOUNT_TRANSFERS_PAGE_MAX < crate::storage::ACCOUNT_TRANSFERS_PAGE_MAX);
 const _: () = assert!(ACCOUNT_TRANSFERS_PAGE_DEFAULT <= ACCOUNT_TRANSFERS_PAGE_MAX);
+const _: () = assert!(BANK_LIST_PAGE_DEFAULT <= BANK_LIST_PAGE_MAX);
+// A follower relays a forwarded statement whole.
+const _: () =
+    assert!(STATEMENT_LINES_MAX * STATEMENT_LINE_BYTES_MAX <= FORWARDED_RESPONSE_BYTES_MAX);
 const _: () = assert!(HEARTBEAT_INTERVAL_MS * 3 < ELECTION_TIMEOUT_MS_MIN);
 const _: () = assert!(ELECTION_TIMEOUT_MS_MIN < ELECTION_TIMEOUT_MS_MAX);
 const _: () = assert!(WRITE_DEADLINE.as_millis() < FORWARD_DEADLINE.as_millis());

@@ -60,6 +60,13 @@ pub fn route_for(command: &Command) -> &'static str {
         Command::RegisterAsset { .. } => "/v1/assets",
         Command::CreateAccounts { .. } => "/v1/accounts",
         Command::CreateTransfers { .. } => "/v1/transfers",
+        Command::SetRateTable { .. } => "/v1/rates",
+        Command::RegisterHost { .. } => "/v1/hosts",
+        Command::OfferCapacity { .. } => "/v1/offers",
+        Command::ReportMeter { .. } => "/v1/meter-reports",
+        Command::RequestWithdrawal { .. } => "/v1/withdrawals",
+        Command::CancelWithdrawal { .. } => "/v1/withdrawals/cancel",
+        Command::ReportAllocation { .. } => "/v1/allocation-reports",
         _ => "/v1/commands",
     }
 }
@@ -251,7 +258,9 @@ pub async fn run(command: TopCommand) -> anyhow::Result<ExitCode> {
         TopCommand::Node { .. }
         | TopCommand::Cluster { .. }
         | TopCommand::Keys { .. }
-        | TopCommand::Dev(_) => bail!("internal error: this command is not dispatched here"),
+        | TopCommand::Dev(_)
+        | TopCommand::Bank(_)
+        | TopCommand::Agent(_) => bail!("internal error: this command is not dispatched here"),
     }
 }
 
@@ -280,7 +289,7 @@ async fn resolve_pending(args: super::PendingResolveArgs, post: bool) -> anyhow:
     .await
 }
 
-async fn load_and_write(sign: &SignOpts, command: Command) -> anyhow::Result<ExitCode> {
+pub(super) async fn load_and_write(sign: &SignOpts, command: Command) -> anyhow::Result<ExitCode> {
     let signer = read_key_file(&sign.key_file)?;
     write(sign, &signer, command).await
 }
@@ -291,11 +300,11 @@ async fn write(sign: &SignOpts, signer: &KeyFile, command: Command) -> anyhow::R
     report_write(&response)
 }
 
-async fn show(read: &ReadOpts, path: &str) -> anyhow::Result<ExitCode> {
+pub(super) async fn show(read: &ReadOpts, path: &str) -> anyhow::Result<ExitCode> {
     show_with_query(read, path, Vec::new()).await
 }
 
-async fn show_with_query(
+pub(super) async fn show_with_query(
     read: &ReadOpts,
     path: &str,
     mut query: Vec<String>,
@@ -388,6 +397,24 @@ mod tests {
             (
                 Command::CreateTransfers { transfers: vec![] },
                 "/v1/transfers",
+            ),
+            (
+                Command::SetRateTable {
+                    version: 1,
+                    rates: vec![],
+                },
+                "/v1/rates",
+            ),
+            (
+                Command::CancelWithdrawal { withdrawal_id: 1 },
+                "/v1/withdrawals/cancel",
+            ),
+            (
+                Command::ReportAllocation {
+                    allocation_id: 1,
+                    update: ledger::bank::AllocationUpdate::Running,
+                },
+                "/v1/allocation-reports",
             ),
         ];
         for (command, route) in cases {

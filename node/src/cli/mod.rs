@@ -3,13 +3,14 @@
 //! Every subcommand is a thin client of a node's HTTP API (`spec/http.md`), except
 //! `node start`, which runs a node in this process, and `dev`, which runs three of them as
 //! child processes. Map: `keys.rs` (key files), `client.rs` (HTTP to a node), `commands.rs`
-//! (sign and submit ledger commands, reads), `cluster.rs` (membership administration),
-//! `dev.rs` (the local three-node cluster).
+//! (sign and submit ledger commands, reads), `bank.rs` (the compute bank's commands),
+//! `cluster.rs` (membership administration), `dev.rs` (the local three-node cluster).
 //!
 //! This module must never hold business rules: it builds `ledger` commands from arguments and
 //! lets the ledger decide. Bad user input is an error message and a non-zero exit, never a
 //! panic.
 
+pub mod bank;
 pub mod client;
 pub mod cluster;
 pub mod commands;
@@ -81,6 +82,13 @@ pub enum TopCommand {
     Head(ReadOpts),
     /// Start a local three-node cluster as child processes, with a demo world on first run.
     Dev(DevArgs),
+    /// Run the GPU host agent (offer idle GPUs, meter them, run allocations), or `agent
+    /// discover` the GPUs (see spec/agent.md).
+    Agent(crate::agent::AgentCli),
+    /// The compute bank: `rates`, `host`, `offer`, `withdraw`, `withdrawal`, `allocation`,
+    /// `statement` (top-level subcommands, defined in `bank.rs`).
+    #[command(flatten)]
+    Bank(bank::BankCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -559,7 +567,7 @@ pub fn parse_member(text: &str) -> Result<cluster::Member, String> {
 /// `warn` for client commands, whose stdout is their result.
 pub fn init_tracing(cli: &Cli) {
     let default = match cli.command {
-        TopCommand::Node { .. } | TopCommand::Dev(_) => "info",
+        TopCommand::Node { .. } | TopCommand::Dev(_) | TopCommand::Agent(_) => "info",
         _ => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -587,6 +595,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         TopCommand::Dev(args) => dev::run(args).await,
+        TopCommand::Agent(args) => crate::agent::run(args).await,
+        TopCommand::Bank(command) => bank::run(command).await,
         other => commands::run(other).await,
     }
 }

@@ -36,6 +36,8 @@ pub mod code {
     pub const FAULT_ADMIN_DISABLED: &str = "fault_admin_disabled";
     /// The node's own storage failed while reading: a bug or a broken disk, never bad input.
     pub const INTERNAL: &str = "internal";
+    /// A statement would have more than `STATEMENT_LINES_MAX` lines.
+    pub const STATEMENT_TOO_LARGE: &str = "statement_too_large";
 }
 
 /// An error answer: status, stable code, human message and optional extra fields.
@@ -135,6 +137,17 @@ impl ApiError {
             code::ADMIN_TOKEN_INVALID,
             "missing or wrong administrator token: send `authorization: Bearer <token>` with \
              the token from <data dir>/admin.token",
+        )
+    }
+
+    /// A statement over `STATEMENT_LINES_MAX` lines: the request is well formed, but
+    /// this node will not build an answer that large (narrowing the period does not help, since
+    /// a statement recomputes balances from the account's first transfer).
+    pub fn statement_too_large(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code::STATEMENT_TOO_LARGE,
+            message,
         )
     }
 
@@ -256,6 +269,21 @@ mod tests {
         for (reason, status) in cases {
             assert_eq!(reason_status(reason).as_u16(), status, "{reason}");
         }
+    }
+
+    #[test]
+    fn the_bank_reasons_follow_the_general_rule() {
+        // spec/http.md: only the reasons it names get 401, 403, 409 or 413; the bank's own
+        // (id_reserved, 88, and 140 to 182), not_host_owner included, are all 422.
+        let bank = Reason::ALL
+            .iter()
+            .filter(|reason| reason.number() == 88 || (140..=182).contains(&reason.number()));
+        let mut count = 0;
+        for reason in bank {
+            assert_eq!(reason_status(*reason).as_u16(), 422, "{reason}");
+            count += 1;
+        }
+        assert!(count >= 26, "only {count} bank reasons found");
     }
 
     #[test]

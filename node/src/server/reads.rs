@@ -41,7 +41,7 @@ pub(crate) enum Consistency {
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct ReadParams {
     #[serde(default)]
-    consistency: Consistency,
+    pub(super) consistency: Consistency,
 }
 
 /// Query parameters of the paged reads (numbers are parsed here, for clear errors).
@@ -56,7 +56,7 @@ pub(crate) struct PageParams {
 
 /// Makes a read as fresh as `consistency` asks. `Err` carries the whole answer: the leader's
 /// relayed response (on a follower) or an error.
-async fn ensure_fresh(
+pub(super) async fn ensure_fresh(
     api: &ApiState,
     consistency: Consistency,
     uri: &Uri,
@@ -96,14 +96,14 @@ async fn ensure_fresh(
 }
 
 /// A value as a JSON response.
-fn json_answer(value: &impl Serialize) -> Response {
+pub(super) fn json_answer(value: &impl Serialize) -> Response {
     match serde_json::to_value(value) {
         Ok(value) => Json(value).into_response(),
         Err(error) => ApiError::internal(format!("encoding the answer: {error}")).into_response(),
     }
 }
 
-fn storage_error(error: ReadError) -> ApiError {
+pub(super) fn storage_error(error: ReadError) -> ApiError {
     match error {
         ReadError::JournalNotStored {
             first_journal_index,

@@ -6,6 +6,7 @@
 //! plain-text rejections never reach a client. This file never holds a business rule.
 
 use super::admin;
+use super::bank;
 use super::errors::ApiError;
 use super::forward::Forwarder;
 use super::metrics::{self, Metrics};
@@ -69,6 +70,23 @@ pub(crate) fn router(api: ApiState) -> Router {
         .route("/v1/transfers", post(writes::transfers))
         .route("/v1/keys", post(writes::keys))
         .route("/v1/assets", post(writes::assets))
+        .route("/v1/rates", get(bank::rate_table).post(writes::rates))
+        .route("/v1/rates/{id}", get(bank::rate_table_version))
+        .route("/v1/hosts", post(writes::hosts))
+        .route("/v1/hosts/{id}", get(bank::host))
+        .route("/v1/hosts/{id}/offers", get(bank::host_offers))
+        .route("/v1/hosts/{id}/allocations", get(bank::host_allocations))
+        .route("/v1/offers", post(writes::offers))
+        .route("/v1/offers/{id}", get(bank::offer))
+        .route("/v1/meter-reports", post(writes::meter_reports))
+        .route("/v1/withdrawals", post(writes::withdrawals))
+        .route("/v1/withdrawals/cancel", post(writes::withdrawal_cancels))
+        .route("/v1/withdrawals/{id}", get(bank::withdrawal))
+        .route("/v1/allocation-reports", post(writes::allocation_reports))
+        .route("/v1/allocations/{id}", get(bank::allocation))
+        .route("/v1/accounts/{id}/statement", get(bank::account_statement))
+        .route("/v1/parties/{id}/withdrawals", get(bank::party_withdrawals))
+        .route("/v1/parties/{id}/statement", get(bank::party_statement))
         .route("/v1/admin/cluster/init", post(admin::init))
         .route("/v1/admin/cluster/learners", post(admin::add_learner))
         .route("/v1/admin/cluster/promote", post(admin::promote))

@@ -1,4 +1,5 @@
-//! Write handlers: `POST /v1/commands`, the typed command routes, and `/v1/commands/batch`.
+//! Write handlers: `POST /v1/commands`, the typed command routes (the bank's among them), and
+//! `/v1/commands/batch`.
 //!
 //! A write is parsed, checked against its route's command type, checked for size and
 //! signature (a forged or oversized command never reaches the log), then proposed on the leader
@@ -38,6 +39,20 @@ pub(crate) enum WriteRoute {
     Keys,
     /// `POST /v1/assets`: `register_asset`.
     Assets,
+    /// `POST /v1/rates`: `set_rate_table`.
+    Rates,
+    /// `POST /v1/hosts`: `register_host`.
+    Hosts,
+    /// `POST /v1/offers`: `offer_capacity`.
+    Offers,
+    /// `POST /v1/meter-reports`: `report_meter`.
+    MeterReports,
+    /// `POST /v1/withdrawals`: `request_withdrawal`.
+    Withdrawals,
+    /// `POST /v1/withdrawals/cancel`: `cancel_withdrawal`.
+    WithdrawalCancels,
+    /// `POST /v1/allocation-reports`: `report_allocation`.
+    AllocationReports,
 }
 
 impl WriteRoute {
@@ -52,6 +67,17 @@ impl WriteRoute {
                 matches!(command, Command::AddKey { .. } | Command::RevokeKey { .. })
             }
             WriteRoute::Assets => matches!(command, Command::RegisterAsset { .. }),
+            WriteRoute::Rates => matches!(command, Command::SetRateTable { .. }),
+            WriteRoute::Hosts => matches!(command, Command::RegisterHost { .. }),
+            WriteRoute::Offers => matches!(command, Command::OfferCapacity { .. }),
+            WriteRoute::MeterReports => matches!(command, Command::ReportMeter { .. }),
+            WriteRoute::Withdrawals => matches!(command, Command::RequestWithdrawal { .. }),
+            WriteRoute::WithdrawalCancels => {
+                matches!(command, Command::CancelWithdrawal { .. })
+            }
+            WriteRoute::AllocationReports => {
+                matches!(command, Command::ReportAllocation { .. })
+            }
         }
     }
 
@@ -64,6 +90,13 @@ impl WriteRoute {
             WriteRoute::Transfers => "create_transfers",
             WriteRoute::Keys => "add_key or revoke_key",
             WriteRoute::Assets => "register_asset",
+            WriteRoute::Rates => "set_rate_table",
+            WriteRoute::Hosts => "register_host",
+            WriteRoute::Offers => "offer_capacity",
+            WriteRoute::MeterReports => "report_meter",
+            WriteRoute::Withdrawals => "request_withdrawal",
+            WriteRoute::WithdrawalCancels => "cancel_withdrawal",
+            WriteRoute::AllocationReports => "report_allocation",
         }
     }
 }
@@ -242,6 +275,20 @@ typed_write_handlers! {
     keys => Keys;
     /// `POST /v1/assets`.
     assets => Assets;
+    /// `POST /v1/rates`.
+    rates => Rates;
+    /// `POST /v1/hosts`.
+    hosts => Hosts;
+    /// `POST /v1/offers`.
+    offers => Offers;
+    /// `POST /v1/meter-reports`.
+    meter_reports => MeterReports;
+    /// `POST /v1/withdrawals`.
+    withdrawals => Withdrawals;
+    /// `POST /v1/withdrawals/cancel`.
+    withdrawal_cancels => WithdrawalCancels;
+    /// `POST /v1/allocation-reports`.
+    allocation_reports => AllocationReports;
 }
 
 /// The body of `POST /v1/commands/batch`.
@@ -334,6 +381,40 @@ mod tests {
         assert!(!WriteRoute::Accounts.accepts(&party));
         assert!(WriteRoute::Keys.accepts(&key));
         assert!(!WriteRoute::Transfers.accepts(&key));
+    }
+
+    #[test]
+    fn each_bank_command_has_one_typed_route() {
+        use ledger::bank::AllocationUpdate;
+        let bank_routes = [
+            WriteRoute::Rates,
+            WriteRoute::Hosts,
+            WriteRoute::Offers,
+            WriteRoute::MeterReports,
+            WriteRoute::Withdrawals,
+            WriteRoute::WithdrawalCancels,
+            WriteRoute::AllocationReports,
+        ];
+        let cancel = Command::CancelWithdrawal { withdrawal_id: 7 };
+        let report = Command::ReportAllocation {
+            allocation_id: 7,
+            update: AllocationUpdate::Running,
+        };
+        let rates = Command::SetRateTable {
+            version: 1,
+            rates: Vec::new(),
+        };
+        for (command, route) in [
+            (&cancel, WriteRoute::WithdrawalCancels),
+            (&report, WriteRoute::AllocationReports),
+            (&rates, WriteRoute::Rates),
+        ] {
+            for other in bank_routes {
+                assert_eq!(other.accepts(command), other == route, "{other:?}");
+            }
+            assert_eq!(route.expected(), command.name());
+            assert!(WriteRoute::Commands.accepts(command));
+        }
     }
 
     #[test]

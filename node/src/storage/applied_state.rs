@@ -19,6 +19,7 @@ use super::{
 };
 use crate::raft_types::{NodeId, NodeInfo};
 use ledger::codec;
+use ledger::ids::derived_id;
 use ledger::{Command, CommandResult, Effect, JournalEntry, Ledger, TransferRecord};
 use openraft::{ErrorSubject, ErrorVerb, LogId, StorageError, StoredMembership};
 use std::collections::BTreeSet;
@@ -119,10 +120,20 @@ pub(crate) fn record_applied(
     batch.insert(META_MEMBERSHIP, codec::encode(membership));
 }
 
-/// Adds a journal entry to `batch`, and the account index of the transfers it applied. Call it
-/// right after `ledger.apply` returned `entry`, with the same ledger.
+/// Adds a journal entry to `batch`, and the account index of the transfers it applied (those
+/// the command listed, and those the ledger derived for a bank command). Call it right after
+/// `ledger.apply` returned `entry`, with the same ledger.
 pub(crate) fn record_journal_entry(batch: &mut sled::Batch, ledger: &Ledger, entry: &JournalEntry) {
     batch.insert(&journal_key(entry.body.index)[..], codec::encode(entry));
+    // A derived transfer with this entry's journal index was made by this command; a rejected
+    // command made none (they were undone), a repeat none either.
+    for transfer_id in derived_transfer_candidates(ledger, &entry.body.command.body.command) {
+        if let Some(record) = ledger.transfer(transfer_id) {
+            if record.journal_index == entry.body.index {
+                index_transfer(batch, record);
+            }
+        }
+    }
     let Command::CreateTransfers { transfers } = &entry.body.command.body.command else {
         return;
     };
@@ -144,6 +155,59 @@ pub(crate) fn record_journal_entry(batch: &mut sled::Batch, ledger: &Ledger, ent
             }
         }
     }
+}
+
+/// The ids of the transfers a bank command may have derived (`spec/bank.md` §1.1 and §1.9),
+/// recomputed from the command and the state after it: a superset of what it made.
+fn derived_transfer_candidates(ledger: &Ledger, command: &Command) -> Vec<u128> {
+    let bank = ledger.bank();
+    match command {
+        Command::OfferCapacity { offer } => vec![offer_transfer_id(offer.offer_id, 0)],
+        Command::ReportMeter { report } => {
+            // A report makes at most three transfers (void, delivery, new reservation), and
+            // they are the offer's latest.
+            let count = bank
+                .offers
+                .get(&report.offer_id)
+                .map_or(0, |offer| offer.transfer_count);
+            (count.saturating_sub(METER_REPORT_TRANSFERS_MAX)..count)
+                .map(|sequence| offer_transfer_id(report.offer_id, sequence))
+                .collect()
+        }
+        Command::RequestWithdrawal { withdrawal } => {
+            vec![withdrawal_transfer_id(withdrawal.withdrawal_id, 0)]
+        }
+        Command::CancelWithdrawal { withdrawal_id } => {
+            vec![withdrawal_transfer_id(*withdrawal_id, 1)]
+        }
+        Command::ReportAllocation { allocation_id, .. } => bank
+            .allocations
+            .get(allocation_id)
+            .map(|allocation| withdrawal_transfer_id(allocation.withdrawal_id, 2))
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Transfers one meter report derives at most (`spec/bank.md` §5.1).
+const METER_REPORT_TRANSFERS_MAX: u32 = 3;
+
+/// `offer-transfer(offer_id, sequence)` of `spec/bank.md` §1.1.
+fn offer_transfer_id(offer_id: u128, sequence: u32) -> u128 {
+    derived_id(
+        "cbank.offer-transfer.v1",
+        &[&offer_id.to_le_bytes(), &sequence.to_le_bytes()],
+    )
+}
+
+/// `withdrawal-transfer(withdrawal_id, byte)` of `spec/bank.md` §1.1: the reservation (0), its
+/// cancelling void (1), its charge (2).
+fn withdrawal_transfer_id(withdrawal_id: u128, byte: u8) -> u128 {
+    derived_id(
+        "cbank.withdrawal-transfer.v1",
+        &[&withdrawal_id.to_le_bytes(), &[byte]],
+    )
 }
 
 fn index_transfer(batch: &mut sled::Batch, record: &TransferRecord) {
@@ -518,5 +582,31 @@ impl AppliedState {
                 })
                 .collect()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_transfer_ids_are_the_check_values_of_the_bank_spec() {
+        // spec/bank.md §1.1 and §9.
+        assert_eq!(
+            offer_transfer_id(500, 0),
+            241_945_553_054_130_536_024_084_394_711_148_046_157
+        );
+        assert_eq!(
+            offer_transfer_id(500, 6),
+            216_298_035_758_159_207_519_509_139_777_594_204_466
+        );
+        assert_eq!(
+            withdrawal_transfer_id(700, 0),
+            214_326_342_688_069_224_085_907_636_787_662_263_914
+        );
+        assert_eq!(
+            withdrawal_transfer_id(700, 2),
+            211_259_825_584_018_844_642_239_016_430_004_146_732
+        );
     }
 }
