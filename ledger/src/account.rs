@@ -113,7 +113,12 @@ impl Account {
             && self.asset == new.asset
             && self.kind == new.kind
             && self.reference == new.reference
-            && AccountFlags { linked: false, ..self.flags }
-                == AccountFlags { linked: false, ..new.flags }
+            && AccountFlags {
+                linked: false,
+                ..self.flags
+            } == AccountFlags {
+                linked: false,
+                ..new.flags
+            }
     }
 }

@@ -38,7 +38,9 @@ impl std::error::Error for AssetCodeError {}
 fn name_is_valid(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= ASSET_NAME_BYTES_MAX
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 impl std::str::FromStr for Asset {

@@ -17,9 +17,9 @@ use crate::account::AccountKind;
 use crate::asset::Asset;
 use crate::ids::{derived_id, system_account_id};
 use crate::limits::{
-    HOSTS_PER_PARTY_MAX, HOST_GPUS_MAX, METER_REPORT_LATE_NS_MAX, NS_PER_S, OFFER_START_AHEAD_NS_MAX, OFFER_START_PAST_NS_MAX,
-    OFFER_WINDOW_NS_MAX, RATE_TABLE_CLASSES_MAX, WITHDRAWALS_QUEUED_MAX, WITHDRAWAL_DURATION_S_MAX,
-    WITHDRAWAL_WAIT_S_MAX,
+    HOSTS_PER_PARTY_MAX, HOST_GPUS_MAX, METER_REPORT_LATE_NS_MAX, NS_PER_S,
+    OFFER_START_AHEAD_NS_MAX, OFFER_START_PAST_NS_MAX, OFFER_WINDOW_NS_MAX, RATE_TABLE_CLASSES_MAX,
+    WITHDRAWALS_QUEUED_MAX, WITHDRAWAL_DURATION_S_MAX, WITHDRAWAL_WAIT_S_MAX,
 };
 use crate::party::{PartyId, PublicKey};
 use crate::reason::Reason;
@@ -224,9 +224,13 @@ pub struct Allocation {
 pub enum AllocationUpdate {
     Running,
     /// Ended; `delivered_gpu_s` of the allocation's GPU-seconds were delivered.
-    Completed { delivered_gpu_s: u64 },
+    Completed {
+        delivered_gpu_s: u64,
+    },
     /// The host failed; only `delivered_gpu_s` were delivered and the rest is refunded.
-    Failed { delivered_gpu_s: u64 },
+    Failed {
+        delivered_gpu_s: u64,
+    },
 }
 
 /// The bank's part of the ledger state.
@@ -260,7 +264,10 @@ impl BankState {
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Signer<'a> {
     Party(&'a PartyId),
-    Agent { party: &'a PartyId, host_id: &'a str },
+    Agent {
+        party: &'a PartyId,
+        host_id: &'a str,
+    },
 }
 
 impl<'a> Signer<'a> {
@@ -274,7 +281,9 @@ impl<'a> Signer<'a> {
     fn may_act_for(&self, host: &Host) -> bool {
         match self {
             Signer::Party(party) => host.owner == **party,
-            Signer::Agent { party, host_id } => host.owner == **party && host.spec.host_id == *host_id,
+            Signer::Agent { party, host_id } => {
+                host.owner == **party && host.spec.host_id == *host_id
+            }
         }
     }
 }
@@ -282,7 +291,9 @@ impl<'a> Signer<'a> {
 fn name_is_valid(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        })
 }
 
 fn whole_seconds(ns: u64) -> Option<u64> {
@@ -294,8 +305,17 @@ impl Ledger {
         &self.state.bank
     }
 
-    pub(crate) fn set_rate_table(&mut self, version: u32, rates: &[GpuRate], timestamp_ns: u64) -> Result<(), Reason> {
-        let expected = self.state.bank.rate_table().map_or(1, |table| table.version + 1);
+    pub(crate) fn set_rate_table(
+        &mut self,
+        version: u32,
+        rates: &[GpuRate],
+        timestamp_ns: u64,
+    ) -> Result<(), Reason> {
+        let expected = self
+            .state
+            .bank
+            .rate_table()
+            .map_or(1, |table| table.version + 1);
         if version != expected {
             return Err(Reason::RateTableVersionInvalid);
         }
@@ -308,15 +328,27 @@ impl Ledger {
             if rate.standard_milli == 0 || !self.state.assets.contains(&asset) {
                 return Err(Reason::RateTableInvalid);
             }
-            if table.insert(rate.gpu_class.clone(), rate.standard_milli).is_some() {
+            if table
+                .insert(rate.gpu_class.clone(), rate.standard_milli)
+                .is_some()
+            {
                 return Err(Reason::RateTableInvalid);
             }
         }
-        self.state.bank.rate_tables.push(RateTable { version, rates: table, effective_at_ns: timestamp_ns });
+        self.state.bank.rate_tables.push(RateTable {
+            version,
+            rates: table,
+            effective_at_ns: timestamp_ns,
+        });
         Ok(())
     }
 
-    pub(crate) fn register_host(&mut self, signer: &PartyId, spec: &HostSpec, timestamp_ns: u64) -> Result<(), Reason> {
+    pub(crate) fn register_host(
+        &mut self,
+        signer: &PartyId,
+        spec: &HostSpec,
+        timestamp_ns: u64,
+    ) -> Result<(), Reason> {
         if !name_is_valid(&spec.host_id) || !name_is_valid(&spec.region) {
             return Err(Reason::HostIdInvalid);
         }
@@ -327,7 +359,11 @@ impl Ledger {
             return Err(Reason::GpuCountInvalid);
         }
         let asset = Asset::Gpuh(spec.gpu_class.clone());
-        let account = self.state.accounts.get(&spec.account_id).ok_or(Reason::AccountNotForHost)?;
+        let account = self
+            .state
+            .accounts
+            .get(&spec.account_id)
+            .ok_or(Reason::AccountNotForHost)?;
         if account.party != *signer || account.asset != asset || account.kind != AccountKind::Main {
             return Err(Reason::AccountNotForHost);
         }
@@ -337,14 +373,30 @@ impl Ledger {
         if self.state.key_owners.contains_key(&spec.agent_key) {
             return Err(Reason::KeyInUse);
         }
-        let count = self.state.bank.hosts_per_party.get(signer).copied().unwrap_or(0);
+        let count = self
+            .state
+            .bank
+            .hosts_per_party
+            .get(signer)
+            .copied()
+            .unwrap_or(0);
         if count >= HOSTS_PER_PARTY_MAX {
             return Err(Reason::HostsPerPartyLimitReached);
         }
-        self.state.bank.hosts_per_party.insert(signer.clone(), count + 1);
+        self.state
+            .bank
+            .hosts_per_party
+            .insert(signer.clone(), count + 1);
         self.state.key_owners.insert(spec.agent_key, signer.clone());
-        self.state.bank.agent_keys.insert(spec.agent_key, spec.host_id.clone());
-        let host = Host { spec: spec.clone(), owner: signer.clone(), registered_at_ns: timestamp_ns };
+        self.state
+            .bank
+            .agent_keys
+            .insert(spec.agent_key, spec.host_id.clone());
+        let host = Host {
+            spec: spec.clone(),
+            owner: signer.clone(),
+            registered_at_ns: timestamp_ns,
+        };
         self.state.bank.hosts.insert(spec.host_id.clone(), host);
         Ok(())
     }
@@ -357,11 +409,22 @@ impl Ledger {
     }
 
     fn offer_transfer_id(offer: &Offer) -> u128 {
-        derived_id("cbank.offer-transfer.v1", &[&offer.spec.offer_id.to_le_bytes(), &offer.transfer_count.to_le_bytes()])
+        derived_id(
+            "cbank.offer-transfer.v1",
+            &[
+                &offer.spec.offer_id.to_le_bytes(),
+                &offer.transfer_count.to_le_bytes(),
+            ],
+        )
     }
 
     /// Makes a transfer on the ledger's own authority; any failure undoes the command.
-    fn ledger_transfer(&mut self, transfer: Transfer, timestamp_ns: u64, undo: &mut Vec<Undo>) -> Result<(), Reason> {
+    fn ledger_transfer(
+        &mut self,
+        transfer: Transfer,
+        timestamp_ns: u64,
+        undo: &mut Vec<Undo>,
+    ) -> Result<(), Reason> {
         let journal_index = self.head().index + 1;
         match self.create_transfer(Acting::Ledger, &transfer, timestamp_ns, journal_index, undo) {
             Ok(None) => Ok(()),
@@ -370,7 +433,10 @@ impl Ledger {
     }
 
     /// Runs `f`, undoing every transfer it made if it fails.
-    fn atomically<T>(&mut self, f: impl FnOnce(&mut Ledger, &mut Vec<Undo>) -> Result<T, Reason>) -> Result<T, Reason> {
+    fn atomically<T>(
+        &mut self,
+        f: impl FnOnce(&mut Ledger, &mut Vec<Undo>) -> Result<T, Reason>,
+    ) -> Result<T, Reason> {
         let mut undo = Vec::new();
         let result = f(self, &mut undo);
         if result.is_err() {
@@ -379,7 +445,12 @@ impl Ledger {
         result
     }
 
-    pub(crate) fn offer_capacity(&mut self, signer: Signer<'_>, spec: &OfferSpec, timestamp_ns: u64) -> Result<bool, Reason> {
+    pub(crate) fn offer_capacity(
+        &mut self,
+        signer: Signer<'_>,
+        spec: &OfferSpec,
+        timestamp_ns: u64,
+    ) -> Result<bool, Reason> {
         if let Some(existing) = self.state.bank.offers.get(&spec.offer_id) {
             return if existing.spec == *spec && existing.owner == *signer.party() {
                 Ok(false)
@@ -390,14 +461,23 @@ impl Ledger {
         if spec.offer_id == 0 || spec.offer_id & crate::ids::LEDGER_ID_BIT != 0 {
             return Err(Reason::IdReserved);
         }
-        let host = self.state.bank.hosts.get(&spec.host_id).ok_or(Reason::HostUnknown)?;
+        let host = self
+            .state
+            .bank
+            .hosts
+            .get(&spec.host_id)
+            .ok_or(Reason::HostUnknown)?;
         if !signer.may_act_for(host) {
             return Err(Reason::NotHostOwner);
         }
         if spec.gpu_count == 0 || spec.gpu_count > host.spec.gpu_count {
             return Err(Reason::GpuCountInvalid);
         }
-        let window_ns = spec.end_ns.checked_sub(spec.start_ns).filter(|w| *w > 0).ok_or(Reason::OfferWindowInvalid)?;
+        let window_ns = spec
+            .end_ns
+            .checked_sub(spec.start_ns)
+            .filter(|w| *w > 0)
+            .ok_or(Reason::OfferWindowInvalid)?;
         let window_s = whole_seconds(window_ns).ok_or(Reason::OfferWindowInvalid)?;
         if window_ns > OFFER_WINDOW_NS_MAX
             || spec.end_ns <= timestamp_ns
@@ -408,8 +488,12 @@ impl Ledger {
         }
         // Windows on one host never overlap: the neighbours by start time are enough to check.
         let host_offers = &self.state.bank.host_offers;
-        let before = host_offers.range((spec.host_id.clone(), 0)..(spec.host_id.clone(), spec.start_ns)).next_back();
-        let after = host_offers.range((spec.host_id.clone(), spec.start_ns)..=(spec.host_id.clone(), u64::MAX)).next();
+        let before = host_offers
+            .range((spec.host_id.clone(), 0)..(spec.host_id.clone(), spec.start_ns))
+            .next_back();
+        let after = host_offers
+            .range((spec.host_id.clone(), spec.start_ns)..=(spec.host_id.clone(), u64::MAX))
+            .next();
         let offers = &self.state.bank.offers;
         if before.is_some_and(|(_, id)| offers[id].spec.end_ns > spec.start_ns)
             || after.is_some_and(|((_, start), _)| *start < spec.end_ns)
@@ -435,24 +519,58 @@ impl Ledger {
             let id = Ledger::offer_transfer_id(&offer);
             offer.transfer_count += 1;
             let timeout_s = reservation_timeout_s(spec.end_ns, timestamp_ns);
-            ledger.ledger_transfer(pending(id, mint, account_id, amount, timeout_s, codes::OFFER_RESERVED, spec.offer_id), timestamp_ns, undo)?;
+            ledger.ledger_transfer(
+                pending(
+                    id,
+                    mint,
+                    account_id,
+                    amount,
+                    timeout_s,
+                    codes::OFFER_RESERVED,
+                    spec.offer_id,
+                ),
+                timestamp_ns,
+                undo,
+            )?;
             offer.pending_transfer_id = Some(id);
             Ok(())
         })?;
-        self.state.bank.host_offers.insert((spec.host_id.clone(), spec.start_ns), spec.offer_id);
+        self.state
+            .bank
+            .host_offers
+            .insert((spec.host_id.clone(), spec.start_ns), spec.offer_id);
         self.state.bank.offers.insert(spec.offer_id, offer);
         self.run_allocation(timestamp_ns)?;
         Ok(true)
     }
 
-    pub(crate) fn report_meter(&mut self, signer: Signer<'_>, report: &MeterReport, timestamp_ns: u64) -> Result<bool, Reason> {
-        let offer = self.state.bank.offers.get(&report.offer_id).ok_or(Reason::OfferUnknown)?;
+    pub(crate) fn report_meter(
+        &mut self,
+        signer: Signer<'_>,
+        report: &MeterReport,
+        timestamp_ns: u64,
+    ) -> Result<bool, Reason> {
+        let offer = self
+            .state
+            .bank
+            .offers
+            .get(&report.offer_id)
+            .ok_or(Reason::OfferUnknown)?;
         let host = &self.state.bank.hosts[&offer.spec.host_id];
         if !signer.may_act_for(host) {
             return Err(Reason::NotHostOwner);
         }
-        if let Some(existing) = self.state.bank.meter_reports.get(&(report.offer_id, report.from_ns)) {
-            return if existing == report { Ok(false) } else { Err(Reason::MeterReportOverlaps) };
+        if let Some(existing) = self
+            .state
+            .bank
+            .meter_reports
+            .get(&(report.offer_id, report.from_ns))
+        {
+            return if existing == report {
+                Ok(false)
+            } else {
+                Err(Reason::MeterReportOverlaps)
+            };
         }
         if report.from_ns < offer.reported_until_ns {
             return Err(Reason::MeterReportOverlaps);
@@ -466,31 +584,51 @@ impl Ledger {
         if report.to_ns.saturating_add(METER_REPORT_LATE_NS_MAX) < timestamp_ns {
             return Err(Reason::MeterReportTooLate);
         }
-        let seconds = whole_seconds(report.to_ns - report.from_ns).ok_or(Reason::MeterReportInconsistent)?;
-        let gap_s = whole_seconds(report.from_ns - offer.reported_until_ns).ok_or(Reason::MeterReportInconsistent)?;
+        let seconds =
+            whole_seconds(report.to_ns - report.from_ns).ok_or(Reason::MeterReportInconsistent)?;
+        let gap_s = whole_seconds(report.from_ns - offer.reported_until_ns)
+            .ok_or(Reason::MeterReportInconsistent)?;
         let gpu_count = u64::from(offer.spec.gpu_count);
-        let total = report.available_gpu_s.checked_add(report.busy_gpu_s).and_then(|s| s.checked_add(report.down_gpu_s));
+        let total = report
+            .available_gpu_s
+            .checked_add(report.busy_gpu_s)
+            .and_then(|s| s.checked_add(report.down_gpu_s));
         if total != Some(gpu_count * seconds) {
             return Err(Reason::MeterReportInconsistent);
         }
         let delivered = report.available_gpu_s + report.busy_gpu_s;
-        let remaining_s = whole_seconds(offer.spec.end_ns - report.to_ns).ok_or(Reason::MeterReportInconsistent)?;
+        let remaining_s = whole_seconds(offer.spec.end_ns - report.to_ns)
+            .ok_or(Reason::MeterReportInconsistent)?;
         let account_id = host.spec.account_id;
         let mint = system_account_id(&Asset::Gpuh(host.spec.gpu_class.clone()), AccountKind::Mint);
         let mut offer = offer.clone();
         self.atomically(|ledger, undo| {
             if let Some(pending_id) = offer.pending_transfer_id.take() {
                 // An expired reservation (the window ended long ago) has nothing left to void.
-                if ledger.transfer(pending_id).is_some_and(|t| t.state == PendingState::Pending) {
+                if ledger
+                    .transfer(pending_id)
+                    .is_some_and(|t| t.state == PendingState::Pending)
+                {
                     let id = Ledger::offer_transfer_id(&offer);
                     offer.transfer_count += 1;
-                    ledger.ledger_transfer(void(id, pending_id, codes::OFFER_RELEASED), timestamp_ns, undo)?;
+                    ledger.ledger_transfer(
+                        void(id, pending_id, codes::OFFER_RELEASED),
+                        timestamp_ns,
+                        undo,
+                    )?;
                 }
             }
             if delivered > 0 {
                 let id = Ledger::offer_transfer_id(&offer);
                 offer.transfer_count += 1;
-                let transfer = plain(id, mint, account_id, u128::from(delivered), codes::OFFER_DELIVERED, report.offer_id);
+                let transfer = plain(
+                    id,
+                    mint,
+                    account_id,
+                    u128::from(delivered),
+                    codes::OFFER_DELIVERED,
+                    report.offer_id,
+                );
                 ledger.ledger_transfer(transfer, timestamp_ns, undo)?;
             }
             if remaining_s > 0 {
@@ -498,7 +636,19 @@ impl Ledger {
                 offer.transfer_count += 1;
                 let amount = u128::from(gpu_count) * u128::from(remaining_s);
                 let timeout_s = reservation_timeout_s(offer.spec.end_ns, timestamp_ns);
-                ledger.ledger_transfer(pending(id, mint, account_id, amount, timeout_s, codes::OFFER_RESERVED, report.offer_id), timestamp_ns, undo)?;
+                ledger.ledger_transfer(
+                    pending(
+                        id,
+                        mint,
+                        account_id,
+                        amount,
+                        timeout_s,
+                        codes::OFFER_RESERVED,
+                        report.offer_id,
+                    ),
+                    timestamp_ns,
+                    undo,
+                )?;
                 offer.pending_transfer_id = Some(id);
             }
             Ok(())
@@ -509,12 +659,20 @@ impl Ledger {
         offer.down_gpu_s += report.down_gpu_s;
         offer.unreported_gpu_s += gap_s * gpu_count;
         self.state.bank.offers.insert(report.offer_id, offer);
-        self.state.bank.meter_reports.insert((report.offer_id, report.from_ns), report.clone());
+        self.state
+            .bank
+            .meter_reports
+            .insert((report.offer_id, report.from_ns), report.clone());
         self.run_allocation(timestamp_ns)?;
         Ok(true)
     }
 
-    pub(crate) fn request_withdrawal(&mut self, signer: &PartyId, spec: &WithdrawalSpec, timestamp_ns: u64) -> Result<bool, Reason> {
+    pub(crate) fn request_withdrawal(
+        &mut self,
+        signer: &PartyId,
+        spec: &WithdrawalSpec,
+        timestamp_ns: u64,
+    ) -> Result<bool, Reason> {
         if let Some(existing) = self.state.bank.withdrawals.get(&spec.withdrawal_id) {
             return if existing.spec == *spec && existing.party == *signer {
                 Ok(false)
@@ -525,34 +683,62 @@ impl Ledger {
         if spec.withdrawal_id == 0 || spec.withdrawal_id & crate::ids::LEDGER_ID_BIT != 0 {
             return Err(Reason::IdReserved);
         }
-        if spec.gpu_count == 0 || spec.gpu_count > HOST_GPUS_MAX || spec.duration_s == 0 || spec.duration_s > WITHDRAWAL_DURATION_S_MAX {
+        if spec.gpu_count == 0
+            || spec.gpu_count > HOST_GPUS_MAX
+            || spec.duration_s == 0
+            || spec.duration_s > WITHDRAWAL_DURATION_S_MAX
+        {
             return Err(Reason::WithdrawalInvalid);
         }
         if self.state.bank.queue.len() >= WITHDRAWALS_QUEUED_MAX {
             return Err(Reason::WithdrawalQueueFull);
         }
-        let account = self.state.accounts.get(&spec.account_id).ok_or(Reason::DebitAccountUnknown)?;
+        let account = self
+            .state
+            .accounts
+            .get(&spec.account_id)
+            .ok_or(Reason::DebitAccountUnknown)?;
         if account.party != *signer {
             return Err(Reason::NotAccountOwner);
         }
-        let Asset::Gpuh(paying_class) = &account.asset else { return Err(Reason::AssetMismatch) };
+        let Asset::Gpuh(paying_class) = &account.asset else {
+            return Err(Reason::AssetMismatch);
+        };
         let wanted_gpu_s = u64::from(spec.gpu_count) * u64::from(spec.duration_s);
         let (charged_gpu_s, rate_version) = if *paying_class == spec.gpu_class {
             (wanted_gpu_s, None)
         } else {
             let table = self.state.bank.rate_table().ok_or(Reason::RateUnknown)?;
-            let wanted = *table.rates.get(&spec.gpu_class).ok_or(Reason::RateUnknown)?;
+            let wanted = *table
+                .rates
+                .get(&spec.gpu_class)
+                .ok_or(Reason::RateUnknown)?;
             let paying = *table.rates.get(paying_class).ok_or(Reason::RateUnknown)?;
             // Rounded up to the GPU-second: the drawer never pays less than the rate says.
             let numerator = u128::from(wanted_gpu_s) * u128::from(wanted);
             let charged = numerator.div_ceil(u128::from(paying));
-            (u64::try_from(charged).map_err(|_| Reason::WithdrawalInvalid)?, Some(table.version))
+            (
+                u64::try_from(charged).map_err(|_| Reason::WithdrawalInvalid)?,
+                Some(table.version),
+            )
         };
         let mint = system_account_id(&account.asset, AccountKind::Mint);
-        let pending_id = derived_id("cbank.withdrawal-transfer.v1", &[&spec.withdrawal_id.to_le_bytes(), &[0]]);
-        let timeout_s = WITHDRAWAL_WAIT_S_MAX + spec.duration_s + (METER_REPORT_LATE_NS_MAX / NS_PER_S) as u32;
+        let pending_id = derived_id(
+            "cbank.withdrawal-transfer.v1",
+            &[&spec.withdrawal_id.to_le_bytes(), &[0]],
+        );
+        let timeout_s =
+            WITHDRAWAL_WAIT_S_MAX + spec.duration_s + (METER_REPORT_LATE_NS_MAX / NS_PER_S) as u32;
         self.atomically(|ledger, undo| {
-            let transfer = pending(pending_id, spec.account_id, mint, u128::from(charged_gpu_s), timeout_s, codes::WITHDRAWAL_RESERVED, spec.withdrawal_id);
+            let transfer = pending(
+                pending_id,
+                spec.account_id,
+                mint,
+                u128::from(charged_gpu_s),
+                timeout_s,
+                codes::WITHDRAWAL_RESERVED,
+                spec.withdrawal_id,
+            );
             ledger.ledger_transfer(transfer, timestamp_ns, undo)
         })?;
         let withdrawal = Withdrawal {
@@ -564,7 +750,10 @@ impl Ledger {
             state: WithdrawalState::Queued,
             requested_at_ns: timestamp_ns,
         };
-        self.state.bank.withdrawals.insert(spec.withdrawal_id, withdrawal);
+        self.state
+            .bank
+            .withdrawals
+            .insert(spec.withdrawal_id, withdrawal);
         let sequence = self.state.bank.queue_next;
         self.state.bank.queue_next += 1;
         self.state.bank.queue.insert(sequence, spec.withdrawal_id);
@@ -572,8 +761,18 @@ impl Ledger {
         Ok(true)
     }
 
-    pub(crate) fn cancel_withdrawal(&mut self, signer: &PartyId, withdrawal_id: u128, timestamp_ns: u64) -> Result<(), Reason> {
-        let withdrawal = self.state.bank.withdrawals.get(&withdrawal_id).ok_or(Reason::WithdrawalUnknown)?;
+    pub(crate) fn cancel_withdrawal(
+        &mut self,
+        signer: &PartyId,
+        withdrawal_id: u128,
+        timestamp_ns: u64,
+    ) -> Result<(), Reason> {
+        let withdrawal = self
+            .state
+            .bank
+            .withdrawals
+            .get(&withdrawal_id)
+            .ok_or(Reason::WithdrawalUnknown)?;
         if withdrawal.party != *signer {
             return Err(Reason::NotAccountOwner);
         }
@@ -581,15 +780,32 @@ impl Ledger {
             return Err(Reason::WithdrawalNotQueued);
         }
         let pending_id = withdrawal.pending_transfer_id;
-        if self.transfer(pending_id).is_none_or(|t| t.state != PendingState::Pending) {
+        if self
+            .transfer(pending_id)
+            .is_none_or(|t| t.state != PendingState::Pending)
+        {
             // Its reservation already expired (refunded); the engine's next run marks it
             // expired. A rejected command changes nothing, so the engine does not run here.
             return Err(Reason::WithdrawalNotQueued);
         }
-        let void_id = derived_id("cbank.withdrawal-transfer.v1", &[&withdrawal_id.to_le_bytes(), &[1]]);
-        self.atomically(|ledger, undo| ledger.ledger_transfer(void(void_id, pending_id, codes::WITHDRAWAL_CANCELLED), timestamp_ns, undo))?;
+        let void_id = derived_id(
+            "cbank.withdrawal-transfer.v1",
+            &[&withdrawal_id.to_le_bytes(), &[1]],
+        );
+        self.atomically(|ledger, undo| {
+            ledger.ledger_transfer(
+                void(void_id, pending_id, codes::WITHDRAWAL_CANCELLED),
+                timestamp_ns,
+                undo,
+            )
+        })?;
         self.state.bank.queue.retain(|_, id| *id != withdrawal_id);
-        self.state.bank.withdrawals.get_mut(&withdrawal_id).expect("checked above").state = WithdrawalState::Cancelled;
+        self.state
+            .bank
+            .withdrawals
+            .get_mut(&withdrawal_id)
+            .expect("checked above")
+            .state = WithdrawalState::Cancelled;
         self.run_allocation(timestamp_ns)?;
         Ok(())
     }
@@ -601,28 +817,50 @@ impl Ledger {
         update: AllocationUpdate,
         timestamp_ns: u64,
     ) -> Result<(), Reason> {
-        let allocation = self.state.bank.allocations.get(&allocation_id).ok_or(Reason::AllocationUnknown)?;
+        let allocation = self
+            .state
+            .bank
+            .allocations
+            .get(&allocation_id)
+            .ok_or(Reason::AllocationUnknown)?;
         let host = &self.state.bank.hosts[&allocation.host_id];
         if !signer.may_act_for(host) {
             return Err(Reason::NotHostOwner);
         }
-        let allocated_gpu_s = u64::from(allocation.gpu_count) * ((allocation.end_ns - allocation.start_ns) / NS_PER_S);
+        let allocated_gpu_s = u64::from(allocation.gpu_count)
+            * ((allocation.end_ns - allocation.start_ns) / NS_PER_S);
         let (new_state, delivered) = match (allocation.state, update) {
-            (AllocationState::Granted, AllocationUpdate::Running) => (AllocationState::Running, None),
-            (AllocationState::Granted | AllocationState::Running, AllocationUpdate::Completed { delivered_gpu_s }) => {
-                (AllocationState::Completed { delivered_gpu_s }, Some(delivered_gpu_s))
+            (AllocationState::Granted, AllocationUpdate::Running) => {
+                (AllocationState::Running, None)
             }
-            (AllocationState::Granted | AllocationState::Running, AllocationUpdate::Failed { delivered_gpu_s }) => {
-                (AllocationState::Failed { delivered_gpu_s }, Some(delivered_gpu_s))
-            }
+            (
+                AllocationState::Granted | AllocationState::Running,
+                AllocationUpdate::Completed { delivered_gpu_s },
+            ) => (
+                AllocationState::Completed { delivered_gpu_s },
+                Some(delivered_gpu_s),
+            ),
+            (
+                AllocationState::Granted | AllocationState::Running,
+                AllocationUpdate::Failed { delivered_gpu_s },
+            ) => (
+                AllocationState::Failed { delivered_gpu_s },
+                Some(delivered_gpu_s),
+            ),
             // A retry of the update that was already applied changes nothing.
             (AllocationState::Running, AllocationUpdate::Running) => return Ok(()),
-            (AllocationState::Completed { delivered_gpu_s: done }, AllocationUpdate::Completed { delivered_gpu_s })
-            | (AllocationState::Failed { delivered_gpu_s: done }, AllocationUpdate::Failed { delivered_gpu_s })
-                if done == delivered_gpu_s =>
-            {
-                return Ok(())
-            }
+            (
+                AllocationState::Completed {
+                    delivered_gpu_s: done,
+                },
+                AllocationUpdate::Completed { delivered_gpu_s },
+            )
+            | (
+                AllocationState::Failed {
+                    delivered_gpu_s: done,
+                },
+                AllocationUpdate::Failed { delivered_gpu_s },
+            ) if done == delivered_gpu_s => return Ok(()),
             _ => return Err(Reason::AllocationStateInvalid),
         };
         if let Some(delivered) = delivered {
@@ -634,19 +872,34 @@ impl Ledger {
             let charged = u128::from(withdrawal.charged_gpu_s) * u128::from(delivered);
             let charged = charged.div_ceil(u128::from(allocated_gpu_s.max(1)));
             let pending_id = withdrawal.pending_transfer_id;
-            let post_id = derived_id("cbank.withdrawal-transfer.v1", &[&allocation.withdrawal_id.to_le_bytes(), &[2]]);
+            let post_id = derived_id(
+                "cbank.withdrawal-transfer.v1",
+                &[&allocation.withdrawal_id.to_le_bytes(), &[2]],
+            );
             self.atomically(|ledger, undo| {
                 if charged == 0 {
-                    ledger.ledger_transfer(void(post_id, pending_id, codes::WITHDRAWAL_CHARGED), timestamp_ns, undo)
+                    ledger.ledger_transfer(
+                        void(post_id, pending_id, codes::WITHDRAWAL_CHARGED),
+                        timestamp_ns,
+                        undo,
+                    )
                 } else {
                     let mut transfer = void(post_id, pending_id, codes::WITHDRAWAL_CHARGED);
-                    transfer.flags = TransferFlags { post_pending: true, ..TransferFlags::default() };
+                    transfer.flags = TransferFlags {
+                        post_pending: true,
+                        ..TransferFlags::default()
+                    };
                     transfer.amount = charged;
                     ledger.ledger_transfer(transfer, timestamp_ns, undo)
                 }
             })?;
         }
-        self.state.bank.allocations.get_mut(&allocation_id).expect("checked above").state = new_state;
+        self.state
+            .bank
+            .allocations
+            .get_mut(&allocation_id)
+            .expect("checked above")
+            .state = new_state;
         if delivered.is_some() {
             self.run_allocation(timestamp_ns)?;
         }
@@ -661,13 +914,19 @@ impl Ledger {
         let mut expired = Vec::new();
         for (sequence, id) in &bank.queue {
             let pending_id = bank.withdrawals[id].pending_transfer_id;
-            if transfers.get(&pending_id).is_none_or(|t| t.state != PendingState::Pending) {
+            if transfers
+                .get(&pending_id)
+                .is_none_or(|t| t.state != PendingState::Pending)
+            {
                 expired.push((*sequence, *id));
             }
         }
         for (sequence, id) in expired {
             bank.queue.remove(&sequence);
-            bank.withdrawals.get_mut(&id).expect("queued withdrawals exist").state = WithdrawalState::Expired;
+            bank.withdrawals
+                .get_mut(&id)
+                .expect("queued withdrawals exist")
+                .state = WithdrawalState::Expired;
         }
         // Only withdrawals still within their wait: the reservation must outlast the allocation
         // (it times out `WITHDRAWAL_WAIT_S_MAX + duration + late allowance` after the request).
@@ -675,7 +934,12 @@ impl Ledger {
         let queue: Vec<market::allocation::Request> = bank
             .queue
             .values()
-            .filter(|id| bank.withdrawals[*id].requested_at_ns.saturating_add(wait_ns_max) >= timestamp_ns)
+            .filter(|id| {
+                bank.withdrawals[*id]
+                    .requested_at_ns
+                    .saturating_add(wait_ns_max)
+                    >= timestamp_ns
+            })
             .map(|id| {
                 let spec = &bank.withdrawals[id].spec;
                 market::allocation::Request {
@@ -692,7 +956,11 @@ impl Ledger {
         }
         let mut used: BTreeMap<u128, u32> = BTreeMap::new();
         for allocation in bank.allocations.values() {
-            if matches!(allocation.state, AllocationState::Granted | AllocationState::Running) && allocation.end_ns > timestamp_ns {
+            if matches!(
+                allocation.state,
+                AllocationState::Granted | AllocationState::Running
+            ) && allocation.end_ns > timestamp_ns
+            {
                 *used.entry(allocation.offer_id).or_default() += allocation.gpu_count;
             }
         }
@@ -706,15 +974,24 @@ impl Ledger {
                     offer_id: offer.spec.offer_id,
                     gpu_class: host.spec.gpu_class.clone(),
                     region: host.spec.region.clone(),
-                    free_gpus: offer.spec.gpu_count.saturating_sub(used.get(&offer.spec.offer_id).copied().unwrap_or(0)),
+                    free_gpus: offer
+                        .spec
+                        .gpu_count
+                        .saturating_sub(used.get(&offer.spec.offer_id).copied().unwrap_or(0)),
                     end_ns: offer.spec.end_ns,
                 }
             })
             .collect();
         for assignment in market::allocation::allocate(&queue, &slots, timestamp_ns) {
-            let withdrawal = bank.withdrawals.get_mut(&assignment.request_id).expect("queued withdrawals exist");
+            let withdrawal = bank
+                .withdrawals
+                .get_mut(&assignment.request_id)
+                .expect("queued withdrawals exist");
             let offer = &bank.offers[&assignment.offer_id];
-            let allocation_id = derived_id("cbank.allocation.v1", &[&assignment.request_id.to_le_bytes()]);
+            let allocation_id = derived_id(
+                "cbank.allocation.v1",
+                &[&assignment.request_id.to_le_bytes()],
+            );
             let allocation = Allocation {
                 allocation_id,
                 withdrawal_id: assignment.request_id,
@@ -736,11 +1013,21 @@ impl Ledger {
 
 /// A reservation lasts until the window ends plus the time allowed for late reports.
 fn reservation_timeout_s(end_ns: u64, timestamp_ns: u64) -> u32 {
-    let seconds = end_ns.saturating_sub(timestamp_ns).div_ceil(NS_PER_S) + METER_REPORT_LATE_NS_MAX / NS_PER_S;
-    u32::try_from(seconds).unwrap_or(u32::MAX).min(crate::limits::PENDING_TIMEOUT_S_MAX)
+    let seconds = end_ns.saturating_sub(timestamp_ns).div_ceil(NS_PER_S)
+        + METER_REPORT_LATE_NS_MAX / NS_PER_S;
+    u32::try_from(seconds)
+        .unwrap_or(u32::MAX)
+        .min(crate::limits::PENDING_TIMEOUT_S_MAX)
 }
 
-fn plain(id: u128, debit: u128, credit: u128, amount: u128, code: u16, reference: u128) -> Transfer {
+fn plain(
+    id: u128,
+    debit: u128,
+    credit: u128,
+    amount: u128,
+    code: u16,
+    reference: u128,
+) -> Transfer {
     Transfer {
         id,
         debit_account_id: debit,
@@ -754,14 +1041,32 @@ fn plain(id: u128, debit: u128, credit: u128, amount: u128, code: u16, reference
     }
 }
 
-fn pending(id: u128, debit: u128, credit: u128, amount: u128, timeout_s: u32, code: u16, reference: u128) -> Transfer {
-    Transfer { timeout_s, flags: TransferFlags { pending: true, ..TransferFlags::default() }, ..plain(id, debit, credit, amount, code, reference) }
+fn pending(
+    id: u128,
+    debit: u128,
+    credit: u128,
+    amount: u128,
+    timeout_s: u32,
+    code: u16,
+    reference: u128,
+) -> Transfer {
+    Transfer {
+        timeout_s,
+        flags: TransferFlags {
+            pending: true,
+            ..TransferFlags::default()
+        },
+        ..plain(id, debit, credit, amount, code, reference)
+    }
 }
 
 fn void(id: u128, pending_id: u128, code: u16) -> Transfer {
     Transfer {
         pending_id,
-        flags: TransferFlags { void_pending: true, ..TransferFlags::default() },
+        flags: TransferFlags {
+            void_pending: true,
+            ..TransferFlags::default()
+        },
         ..plain(id, 0, 0, 0, code, 0)
     }
 }

@@ -66,12 +66,18 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, buffer: &mut Vec<u8>) {
 /// Decodes canonical bytes, rejecting trailing bytes and inputs above `size_max`.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], size_max: usize) -> Result<T, DecodeError> {
     if bytes.len() > size_max {
-        return Err(DecodeError::TooLarge { size: bytes.len(), size_max });
+        return Err(DecodeError::TooLarge {
+            size: bytes.len(),
+            size_max,
+        });
     }
     let (value, used) = bincode::serde::decode_from_slice(bytes, config())
         .map_err(|error| DecodeError::Malformed(error.to_string()))?;
     if used != bytes.len() {
-        return Err(DecodeError::TrailingBytes { used, total: bytes.len() });
+        return Err(DecodeError::TrailingBytes {
+            used,
+            total: bytes.len(),
+        });
     }
     Ok(value)
 }
@@ -99,11 +105,20 @@ mod tests {
     #[test]
     fn oversized_input_is_rejected_before_decoding() {
         let bytes = encode(&7u64);
-        assert_eq!(decode::<u64>(&bytes, 4), Err(DecodeError::TooLarge { size: 8, size_max: 4 }));
+        assert_eq!(
+            decode::<u64>(&bytes, 4),
+            Err(DecodeError::TooLarge {
+                size: 8,
+                size_max: 4
+            })
+        );
     }
 
     #[test]
     fn invalid_bool_is_malformed() {
-        assert!(matches!(decode::<bool>(&[2], 1), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            decode::<bool>(&[2], 1),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 }

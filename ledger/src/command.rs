@@ -7,8 +7,8 @@
 //! ever appended at the end of [`Command`]; reordering them would change signed bytes.
 
 use crate::account::NewAccount;
-use crate::bank::{AllocationUpdate, GpuRate, HostSpec, MeterReport, OfferSpec, WithdrawalSpec};
 use crate::asset::Asset;
+use crate::bank::{AllocationUpdate, GpuRate, HostSpec, MeterReport, OfferSpec, WithdrawalSpec};
 use crate::party::{PartyId, PublicKey, Role};
 use crate::transfer::Transfer;
 use serde::{Deserialize, Serialize};
@@ -19,9 +19,17 @@ use serde::{Deserialize, Serialize};
 pub enum Command {
     /// Bootstraps an empty ledger: registers the operator party with its keys and the first
     /// assets. Signed by one of the keys it registers.
-    Genesis { operator: PartyId, keys: Vec<PublicKey>, assets: Vec<Asset> },
+    Genesis {
+        operator: PartyId,
+        keys: Vec<PublicKey>,
+        assets: Vec<Asset>,
+    },
     /// Registers a party with a role and its first keys (operator only).
-    RegisterParty { party: PartyId, role: Role, keys: Vec<PublicKey> },
+    RegisterParty {
+        party: PartyId,
+        role: Role,
+        keys: Vec<PublicKey>,
+    },
     /// Adds a key to a party (the party itself).
     AddKey { party: PartyId, key: PublicKey },
     /// Revokes one of a party's keys (the party itself). The last active key

@@ -74,7 +74,13 @@ impl SigningKey {
         expires_at_ns: u64,
         command: Command,
     ) -> SignedCommand {
-        let body = CommandBody { signer, key: self.public_key(), nonce, expires_at_ns, command };
+        let body = CommandBody {
+            signer,
+            key: self.public_key(),
+            nonce,
+            expires_at_ns,
+            command,
+        };
         let signature = self.sign_bytes(&body.signing_bytes());
         SignedCommand { body, signature }
     }
@@ -131,7 +137,9 @@ mod tests {
             PartyId::new("op"),
             1,
             10,
-            Command::RegisterAsset { asset: "GPUH:H100".parse().unwrap() },
+            Command::RegisterAsset {
+                asset: "GPUH:H100".parse().unwrap(),
+            },
         )
     }
 
@@ -142,7 +150,10 @@ mod tests {
         let decoded = SignedCommand::from_bytes(&signed.to_bytes()).unwrap();
         assert_eq!(decoded, signed);
         let json = serde_json::to_string(&signed).unwrap();
-        assert_eq!(serde_json::from_str::<SignedCommand>(&json).unwrap(), signed);
+        assert_eq!(
+            serde_json::from_str::<SignedCommand>(&json).unwrap(),
+            signed
+        );
     }
 
     #[test]

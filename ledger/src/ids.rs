@@ -24,13 +24,20 @@ pub fn derived_id(domain: &str, parts: &[&[u8]]) -> u128 {
     bytes.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
     let id = u128::from_le_bytes(bytes) | LEDGER_ID_BIT;
     // u128::MAX is never a valid id; the chance is 2^-127, but the rule is absolute.
-    if id == u128::MAX { id - 1 } else { id }
+    if id == u128::MAX {
+        id - 1
+    } else {
+        id
+    }
 }
 
 /// The operator's system account of `kind` for `asset` (opened when the asset is registered).
 pub fn system_account_id(asset: &Asset, kind: AccountKind) -> u128 {
     let kind_name = kind_name(kind);
-    derived_id("cbank.system-account.v1", &[asset.to_string().as_bytes(), kind_name.as_bytes()])
+    derived_id(
+        "cbank.system-account.v1",
+        &[asset.to_string().as_bytes(), kind_name.as_bytes()],
+    )
 }
 
 fn kind_name(kind: AccountKind) -> &'static str {

@@ -53,7 +53,9 @@ pub fn check(ledger: &Ledger) -> Result<(), String> {
         sums.credits_posted.add(b.credits_posted);
         // I2: flagged accounts never go past their limit (an overflowing sum is past it too).
         let over = |pending: u128, posted: u128, limit: u128| {
-            pending.checked_add(posted).is_none_or(|total| total > limit)
+            pending
+                .checked_add(posted)
+                .is_none_or(|total| total > limit)
         };
         if account.flags.debits_must_not_exceed_credits
             && over(b.debits_pending, b.debits_posted, b.credits_posted)
@@ -63,11 +65,15 @@ pub fn check(ledger: &Ledger) -> Result<(), String> {
         if account.flags.credits_must_not_exceed_debits
             && over(b.credits_pending, b.credits_posted, b.debits_posted)
         {
-            return Err(format!("I2: account {} has credits beyond debits: {b:?}", account.id));
+            return Err(format!(
+                "I2: account {} has credits beyond debits: {b:?}",
+                account.id
+            ));
         }
     }
     for (asset, sums) in &per_asset {
-        if sums.debits_pending != sums.credits_pending || sums.debits_posted != sums.credits_posted {
+        if sums.debits_pending != sums.credits_pending || sums.debits_posted != sums.credits_posted
+        {
             return Err(format!("I1: asset {asset} does not balance: {sums:?}"));
         }
     }
@@ -110,7 +116,9 @@ pub fn check(ledger: &Ledger) -> Result<(), String> {
         }
     }
     if let Some((id, _)) = recomputed.first_key_value() {
-        return Err(format!("I3: transfers name account {id}, which does not exist"));
+        return Err(format!(
+            "I3: transfers name account {id}, which does not exist"
+        ));
     }
 
     // I4: a pending transfer has a deadline entry exactly when it is pending with a timeout.
@@ -119,8 +127,14 @@ pub fn check(ledger: &Ledger) -> Result<(), String> {
         if record.state == PendingState::Pending {
             if let Some(deadline) = record.deadline_ns() {
                 deadlines += 1;
-                if !ledger.pending_deadlines().contains(&(deadline, record.transfer.id)) {
-                    return Err(format!("I4: pending transfer {} has no deadline entry", record.transfer.id));
+                if !ledger
+                    .pending_deadlines()
+                    .contains(&(deadline, record.transfer.id))
+                {
+                    return Err(format!(
+                        "I4: pending transfer {} has no deadline entry",
+                        record.transfer.id
+                    ));
                 }
             }
         }
@@ -140,8 +154,11 @@ pub fn check(ledger: &Ledger) -> Result<(), String> {
     for account in ledger.accounts() {
         *counts.entry(&account.party).or_default() += 1;
     }
-    let stored: BTreeMap<&crate::party::PartyId, u32> =
-        ledger.accounts_per_party().iter().map(|(party, count)| (party, *count)).collect();
+    let stored: BTreeMap<&crate::party::PartyId, u32> = ledger
+        .accounts_per_party()
+        .iter()
+        .map(|(party, count)| (party, *count))
+        .collect();
     if counts != stored {
         return Err("I5: accounts per party do not match the accounts".to_owned());
     }

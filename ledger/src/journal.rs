@@ -12,7 +12,9 @@ use crate::party::PublicKey;
 use serde::{Deserialize, Serialize};
 
 /// A 32-byte blake3 hash (hex in JSON).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Hash(#[serde(with = "crate::wire::hex_array")] pub [u8; 32]);
 
 impl std::fmt::Display for Hash {
@@ -58,7 +60,12 @@ pub fn chain_hash(previous: &Hash, body: &EntryBody) -> Hash {
 
 impl JournalEntry {
     /// Builds the entry that follows `previous`.
-    pub fn new(previous: &Head, timestamp_ns: u64, command: SignedCommand, outcome: Outcome) -> JournalEntry {
+    pub fn new(
+        previous: &Head,
+        timestamp_ns: u64,
+        command: SignedCommand,
+        outcome: Outcome,
+    ) -> JournalEntry {
         let body = EntryBody {
             version: CODEC_VERSION,
             index: previous.index + 1,
@@ -71,7 +78,10 @@ impl JournalEntry {
     }
 
     pub fn head(&self) -> Head {
-        Head { index: self.body.index, hash: self.hash }
+        Head {
+            index: self.body.index,
+            hash: self.hash,
+        }
     }
 }
 
@@ -98,13 +108,22 @@ pub fn verify_chain(previous: Head, entries: &[JournalEntry]) -> Result<Head, Ch
     for entry in entries {
         let index = head.index + 1;
         if entry.body.index != index {
-            return Err(ChainError { index, why: "index is not consecutive" });
+            return Err(ChainError {
+                index,
+                why: "index is not consecutive",
+            });
         }
         if entry.body.version != CODEC_VERSION {
-            return Err(ChainError { index, why: "unknown codec version" });
+            return Err(ChainError {
+                index,
+                why: "unknown codec version",
+            });
         }
         if chain_hash(&head.hash, &entry.body) != entry.hash {
-            return Err(ChainError { index, why: "hash does not match the chain" });
+            return Err(ChainError {
+                index,
+                why: "hash does not match the chain",
+            });
         }
         head = entry.head();
     }
@@ -132,10 +151,18 @@ fn checkpoint_bytes(head: &Head) -> Vec<u8> {
 impl Checkpoint {
     pub fn sign(head: Head, node_key: &SigningKey) -> Checkpoint {
         let signature = node_key.sign_bytes(&checkpoint_bytes(&head));
-        Checkpoint { head, node_key: node_key.public_key(), signature }
+        Checkpoint {
+            head,
+            node_key: node_key.public_key(),
+            signature,
+        }
     }
 
     pub fn signature_is_valid(&self) -> bool {
-        verify_bytes(&self.node_key, &checkpoint_bytes(&self.head), &self.signature)
+        verify_bytes(
+            &self.node_key,
+            &checkpoint_bytes(&self.head),
+            &self.signature,
+        )
     }
 }

@@ -99,10 +99,13 @@ const _: () = assert!(TRANSFERS_PER_BATCH_MAX * 106 < COMMAND_BYTES_MAX);
 const _: () = assert!(KEYS_PER_PARTY_MAX <= KEY_HISTORY_PER_PARTY_MAX);
 // Every reservation the bank makes must fit in a pending transfer's timeout.
 const _: () = assert!(
-    (OFFER_START_AHEAD_NS_MAX + OFFER_WINDOW_NS_MAX + METER_REPORT_LATE_NS_MAX) / NS_PER_S <= PENDING_TIMEOUT_S_MAX as u64
+    (OFFER_START_AHEAD_NS_MAX + OFFER_WINDOW_NS_MAX + METER_REPORT_LATE_NS_MAX) / NS_PER_S
+        <= PENDING_TIMEOUT_S_MAX as u64
 );
 const _: () = assert!(
-    WITHDRAWAL_WAIT_S_MAX as u64 + WITHDRAWAL_DURATION_S_MAX as u64 + METER_REPORT_LATE_NS_MAX / NS_PER_S
+    WITHDRAWAL_WAIT_S_MAX as u64
+        + WITHDRAWAL_DURATION_S_MAX as u64
+        + METER_REPORT_LATE_NS_MAX / NS_PER_S
         <= PENDING_TIMEOUT_S_MAX as u64
 );
 const _: () = assert!(ACCOUNTS_PER_BATCH_MAX as u64 <= ACCOUNTS_PER_PARTY_MAX as u64);

@@ -25,16 +25,26 @@ pub enum Effect {
     KeyRevoked,
     AssetRegistered,
     /// Accounts opened, except the events listed.
-    AccountsCreated { results: Vec<EventResult> },
+    AccountsCreated {
+        results: Vec<EventResult>,
+    },
     /// Transfers applied, except the events listed.
-    TransfersCreated { results: Vec<EventResult> },
+    TransfersCreated {
+        results: Vec<EventResult>,
+    },
     RateTableSet,
     HostRegistered,
     /// `repeated`: the same offer was already recorded; nothing changed.
-    CapacityOffered { repeated: bool },
+    CapacityOffered {
+        repeated: bool,
+    },
     /// `repeated`: the same report was already recorded; nothing was credited again.
-    MeterRecorded { repeated: bool },
-    WithdrawalRequested { repeated: bool },
+    MeterRecorded {
+        repeated: bool,
+    },
+    WithdrawalRequested {
+        repeated: bool,
+    },
     WithdrawalCancelled,
     AllocationUpdated,
 }

@@ -37,9 +37,9 @@ impl PartyId {
         let bytes = self.0.as_bytes();
         !bytes.is_empty()
             && bytes.len() <= PARTY_ID_BYTES_MAX
-            && bytes
-                .iter()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+            && bytes.iter().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            })
     }
 
     pub fn as_str(&self) -> &str {
@@ -120,11 +120,16 @@ pub struct Party {
 impl Party {
     /// Whether `key` is one of this party's keys and has not been revoked.
     pub fn key_is_active(&self, key: &PublicKey) -> bool {
-        self.keys.get(key).is_some_and(|record| record.revoked_at_ns.is_none())
+        self.keys
+            .get(key)
+            .is_some_and(|record| record.revoked_at_ns.is_none())
     }
 
     pub fn active_key_count(&self) -> usize {
-        self.keys.values().filter(|record| record.revoked_at_ns.is_none()).count()
+        self.keys
+            .values()
+            .filter(|record| record.revoked_at_ns.is_none())
+            .count()
     }
 }
 

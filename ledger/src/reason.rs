@@ -216,7 +216,8 @@ impl<'de> Deserialize<'de> for Reason {
         use serde::de::Error;
         if deserializer.is_human_readable() {
             let name = String::deserialize(deserializer)?;
-            Reason::from_name(&name).ok_or_else(|| D::Error::custom(format!("unknown reason {name:?}")))
+            Reason::from_name(&name)
+                .ok_or_else(|| D::Error::custom(format!("unknown reason {name:?}")))
         } else {
             let number = u16::deserialize(deserializer)?;
             Reason::from_number(number)

@@ -13,7 +13,9 @@ use crate::party::{PartyId, Role};
 pub fn agent_may_sign(command: &Command) -> bool {
     matches!(
         command,
-        Command::OfferCapacity { .. } | Command::ReportMeter { .. } | Command::ReportAllocation { .. }
+        Command::OfferCapacity { .. }
+            | Command::ReportMeter { .. }
+            | Command::ReportAllocation { .. }
     )
 }
 

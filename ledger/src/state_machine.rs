@@ -13,9 +13,10 @@ use crate::command::Command;
 use crate::envelope::{key_is_valid, CommandBody, SignedCommand};
 use crate::journal::{Hash, Head, JournalEntry};
 use crate::limits::{
-    ACCOUNTS_PER_BATCH_MAX, ACCOUNTS_PER_PARTY_MAX, ASSETS_MAX, ASSETS_PER_GENESIS_MAX, ENVELOPE_LIFETIME_NS_MAX,
-    EXPIRIES_PER_COMMAND_MAX, KEYS_PER_COMMAND_MAX, KEYS_PER_PARTY_MAX, KEY_HISTORY_PER_PARTY_MAX, PARTIES_MAX,
-    PENDING_TIMEOUT_S_MAX, SNAPSHOT_BYTES_MAX, TRANSFERS_PER_BATCH_MAX,
+    ACCOUNTS_PER_BATCH_MAX, ACCOUNTS_PER_PARTY_MAX, ASSETS_MAX, ASSETS_PER_GENESIS_MAX,
+    ENVELOPE_LIFETIME_NS_MAX, EXPIRIES_PER_COMMAND_MAX, KEYS_PER_COMMAND_MAX, KEYS_PER_PARTY_MAX,
+    KEY_HISTORY_PER_PARTY_MAX, PARTIES_MAX, PENDING_TIMEOUT_S_MAX, SNAPSHOT_BYTES_MAX,
+    TRANSFERS_PER_BATCH_MAX,
 };
 use crate::outcome::{CommandResult, Effect, EventResult, ExpiredTransfer, Outcome};
 use crate::party::{KeyRecord, Party, PartyId, PublicKey, Role};
@@ -110,12 +111,19 @@ impl Ledger {
         self.forget_expired_nonces(timestamp_ns);
         let result = match self.check_envelope(command, timestamp_ns) {
             Err(reason) => CommandResult::Rejected(reason),
-            Ok((role, agent_host)) => match self.execute(role, agent_host.as_deref(), &command.body, timestamp_ns) {
-                Ok(effect) => CommandResult::Accepted(effect),
-                Err(reason) => CommandResult::Rejected(reason),
-            },
+            Ok((role, agent_host)) => {
+                match self.execute(role, agent_host.as_deref(), &command.body, timestamp_ns) {
+                    Ok(effect) => CommandResult::Accepted(effect),
+                    Err(reason) => CommandResult::Rejected(reason),
+                }
+            }
         };
-        let entry = JournalEntry::new(&self.head, timestamp_ns, command.clone(), Outcome { expired, result });
+        let entry = JournalEntry::new(
+            &self.head,
+            timestamp_ns,
+            command.clone(),
+            Outcome { expired, result },
+        );
         self.head = entry.head();
         entry
     }
@@ -194,9 +202,13 @@ impl Ledger {
     /// Whether the two replay-protection indexes hold exactly the same nonces.
     pub(crate) fn nonce_indexes_agree(&self) -> bool {
         self.state.nonces.len() == self.state.nonce_expiries.len()
-            && self.state.nonce_expiries.iter().all(|(expires, party, nonce)| {
-                self.state.nonces.get(&(party.clone(), *nonce)) == Some(expires)
-            })
+            && self
+                .state
+                .nonce_expiries
+                .iter()
+                .all(|(expires, party, nonce)| {
+                    self.state.nonces.get(&(party.clone(), *nonce)) == Some(expires)
+                })
     }
 
     pub(crate) fn pending_deadlines(&self) -> &BTreeSet<(u64, u128)> {
@@ -212,7 +224,11 @@ impl Ledger {
     /// Checks time, signer, key, signature, replay and role, in that order; records the nonce
     /// once the signature is known good. Returns the signer's role and, when the key is a host
     /// agent's, that host.
-    fn check_envelope(&mut self, command: &SignedCommand, timestamp_ns: u64) -> Result<(Role, Option<String>), Reason> {
+    fn check_envelope(
+        &mut self,
+        command: &SignedCommand,
+        timestamp_ns: u64,
+    ) -> Result<(Role, Option<String>), Reason> {
         let body = &command.body;
         let is_genesis = matches!(body.command, Command::Genesis { .. });
         match (is_genesis, self.is_initialised()) {
@@ -232,12 +248,18 @@ impl Ledger {
             }
             (Role::Operator, None)
         } else {
-            let party = self.state.parties.get(&body.signer).ok_or(Reason::SignerUnknown)?;
+            let party = self
+                .state
+                .parties
+                .get(&body.signer)
+                .ok_or(Reason::SignerUnknown)?;
             if party.key_is_active(&body.key) {
                 (party.role, None)
             } else {
                 match self.agent_host(&body.key) {
-                    Some((host_id, owner)) if *owner == body.signer => (party.role, Some(host_id.to_owned())),
+                    Some((host_id, owner)) if *owner == body.signer => {
+                        (party.role, Some(host_id.to_owned()))
+                    }
                     _ => return Err(Reason::KeyNotOfSigner),
                 }
             }
@@ -250,7 +272,9 @@ impl Ledger {
             return Err(Reason::NonceReplayed);
         }
         self.state.nonces.insert(nonce_key, body.expires_at_ns);
-        self.state.nonce_expiries.insert((body.expires_at_ns, body.signer.clone(), body.nonce));
+        self.state
+            .nonce_expiries
+            .insert((body.expires_at_ns, body.signer.clone(), body.nonce));
         if !is_genesis && !rights::permitted(role, &body.signer, &body.command) {
             return Err(Reason::NotPermitted);
         }
@@ -273,16 +297,27 @@ impl Ledger {
 
     // ---- commands -------------------------------------------------------------------------
 
-    fn execute(&mut self, role: Role, agent_host: Option<&str>, body: &CommandBody, timestamp_ns: u64) -> Result<Effect, Reason> {
+    fn execute(
+        &mut self,
+        role: Role,
+        agent_host: Option<&str>,
+        body: &CommandBody,
+        timestamp_ns: u64,
+    ) -> Result<Effect, Reason> {
         let signer = &body.signer;
         let bank_signer = match agent_host {
-            Some(host_id) => Signer::Agent { party: signer, host_id },
+            Some(host_id) => Signer::Agent {
+                party: signer,
+                host_id,
+            },
             None => Signer::Party(signer),
         };
         match &body.command {
-            Command::Genesis { operator, keys, assets } => {
-                self.genesis(operator, keys, assets, timestamp_ns)
-            }
+            Command::Genesis {
+                operator,
+                keys,
+                assets,
+            } => self.genesis(operator, keys, assets, timestamp_ns),
             Command::RegisterParty { party, role, keys } => {
                 if *role == Role::Operator {
                     return Err(Reason::RoleNotRegistrable);
@@ -305,17 +340,31 @@ impl Ledger {
             }
             Command::CreateAccounts { accounts } => {
                 check_batch_size(accounts.len(), ACCOUNTS_PER_BATCH_MAX)?;
-                let results = self.apply_linked_events(accounts, |a| a.flags.linked, |ledger, account, undo| {
-                    ledger.create_account(signer, role, account, timestamp_ns, undo)
-                });
+                let results = self.apply_linked_events(
+                    accounts,
+                    |a| a.flags.linked,
+                    |ledger, account, undo| {
+                        ledger.create_account(signer, role, account, timestamp_ns, undo)
+                    },
+                );
                 Ok(Effect::AccountsCreated { results })
             }
             Command::CreateTransfers { transfers } => {
                 check_batch_size(transfers.len(), TRANSFERS_PER_BATCH_MAX)?;
                 let journal_index = self.head.index + 1;
-                let results = self.apply_linked_events(transfers, |t| t.flags.linked, |ledger, transfer, undo| {
-                    ledger.create_transfer(Acting::Party(signer), transfer, timestamp_ns, journal_index, undo)
-                });
+                let results = self.apply_linked_events(
+                    transfers,
+                    |t| t.flags.linked,
+                    |ledger, transfer, undo| {
+                        ledger.create_transfer(
+                            Acting::Party(signer),
+                            transfer,
+                            timestamp_ns,
+                            journal_index,
+                            undo,
+                        )
+                    },
+                );
                 Ok(Effect::TransfersCreated { results })
             }
             Command::SetRateTable { version, rates } => {
@@ -342,7 +391,10 @@ impl Ledger {
                 self.cancel_withdrawal(signer, *withdrawal_id, timestamp_ns)?;
                 Ok(Effect::WithdrawalCancelled)
             }
-            Command::ReportAllocation { allocation_id, update } => {
+            Command::ReportAllocation {
+                allocation_id,
+                update,
+            } => {
                 self.report_allocation(bank_signer, *allocation_id, *update, timestamp_ns)?;
                 Ok(Effect::AllocationUpdated)
             }
@@ -375,7 +427,11 @@ impl Ledger {
     /// Opens the operator's system accounts for a newly registered asset (`ids::SYSTEM_ACCOUNTS`,
     /// at the ids `ids::system_account_id` gives).
     fn open_system_accounts(&mut self, asset: &Asset, timestamp_ns: u64) {
-        let operator = self.state.operator.clone().expect("assets are registered after genesis");
+        let operator = self
+            .state
+            .operator
+            .clone()
+            .expect("assets are registered after genesis");
         for (kind, guarded) in crate::ids::SYSTEM_ACCOUNTS {
             let id = crate::ids::system_account_id(asset, kind);
             let account = Account {
@@ -383,20 +439,32 @@ impl Ledger {
                 party: operator.clone(),
                 asset: asset.clone(),
                 kind,
-                flags: AccountFlags { debits_must_not_exceed_credits: guarded, ..AccountFlags::default() },
+                flags: AccountFlags {
+                    debits_must_not_exceed_credits: guarded,
+                    ..AccountFlags::default()
+                },
                 reference: 0,
                 balances: Balances::default(),
                 timestamp_ns,
             };
             let previous = self.state.accounts.insert(id, account);
-            assert!(previous.is_none(), "system account ids are derived from unique assets");
-            *self.state.accounts_per_party.entry(operator.clone()).or_insert(0) += 1;
+            assert!(
+                previous.is_none(),
+                "system account ids are derived from unique assets"
+            );
+            *self
+                .state
+                .accounts_per_party
+                .entry(operator.clone())
+                .or_insert(0) += 1;
         }
     }
 
     /// The operator's system account of `kind` for `asset`, if the asset is registered.
     pub fn system_account(&self, asset: &Asset, kind: AccountKind) -> Option<&Account> {
-        self.state.accounts.get(&crate::ids::system_account_id(asset, kind))
+        self.state
+            .accounts
+            .get(&crate::ids::system_account_id(asset, kind))
     }
 
     fn register_party(
@@ -429,7 +497,10 @@ impl Ledger {
             if self.state.key_owners.contains_key(key) {
                 return Err(Reason::KeyInUse);
             }
-            let record = KeyRecord { added_at_ns: timestamp_ns, revoked_at_ns: None };
+            let record = KeyRecord {
+                added_at_ns: timestamp_ns,
+                revoked_at_ns: None,
+            };
             if records.insert(*key, record).is_some() {
                 return Err(Reason::KeyInUse);
             }
@@ -437,12 +508,22 @@ impl Ledger {
         for key in keys {
             self.state.key_owners.insert(*key, id.clone());
         }
-        let party = Party { id: id.clone(), role, keys: records, registered_at_ns: timestamp_ns };
+        let party = Party {
+            id: id.clone(),
+            role,
+            keys: records,
+            registered_at_ns: timestamp_ns,
+        };
         self.state.parties.insert(id.clone(), party);
         Ok(())
     }
 
-    fn add_key(&mut self, id: &PartyId, key: &PublicKey, timestamp_ns: u64) -> Result<Effect, Reason> {
+    fn add_key(
+        &mut self,
+        id: &PartyId,
+        key: &PublicKey,
+        timestamp_ns: u64,
+    ) -> Result<Effect, Reason> {
         let party = self.state.parties.get_mut(id).ok_or(Reason::PartyUnknown)?;
         if !key_is_valid(key) {
             return Err(Reason::KeyInvalid);
@@ -456,12 +537,23 @@ impl Ledger {
         if party.keys.len() >= KEY_HISTORY_PER_PARTY_MAX {
             return Err(Reason::KeyHistoryFull);
         }
-        party.keys.insert(*key, KeyRecord { added_at_ns: timestamp_ns, revoked_at_ns: None });
+        party.keys.insert(
+            *key,
+            KeyRecord {
+                added_at_ns: timestamp_ns,
+                revoked_at_ns: None,
+            },
+        );
         self.state.key_owners.insert(*key, id.clone());
         Ok(Effect::KeyAdded)
     }
 
-    fn revoke_key(&mut self, id: &PartyId, key: &PublicKey, timestamp_ns: u64) -> Result<Effect, Reason> {
+    fn revoke_key(
+        &mut self,
+        id: &PartyId,
+        key: &PublicKey,
+        timestamp_ns: u64,
+    ) -> Result<Effect, Reason> {
         let party = self.state.parties.get_mut(id).ok_or(Reason::PartyUnknown)?;
         if !party.key_is_active(key) {
             return Err(Reason::KeyUnknown);
@@ -524,7 +616,11 @@ impl Ledger {
                 Some((failed_index, reason)) => {
                     self.roll_back(&mut undo);
                     for index in start..=end {
-                        let reason = if index == failed_index { reason } else { Reason::LinkedEventFailed };
+                        let reason = if index == failed_index {
+                            reason
+                        } else {
+                            Reason::LinkedEventFailed
+                        };
                         results.push(event_result(index, reason));
                     }
                 }
@@ -539,11 +635,18 @@ impl Ledger {
         while let Some(step) = undo.pop() {
             match step {
                 Undo::Balances(id, balances) => {
-                    state.accounts.get_mut(&id).expect("undone account exists").balances = balances;
+                    state
+                        .accounts
+                        .get_mut(&id)
+                        .expect("undone account exists")
+                        .balances = balances;
                 }
                 Undo::AccountInserted(id, party) => {
                     state.accounts.remove(&id);
-                    let count = state.accounts_per_party.get_mut(&party).expect("owner counted");
+                    let count = state
+                        .accounts_per_party
+                        .get_mut(&party)
+                        .expect("owner counted");
                     *count -= 1;
                     if *count == 0 {
                         state.accounts_per_party.remove(&party);
@@ -553,7 +656,11 @@ impl Ledger {
                     state.transfers.remove(&id);
                 }
                 Undo::TransferState(id, previous) => {
-                    state.transfers.get_mut(&id).expect("undone transfer exists").state = previous;
+                    state
+                        .transfers
+                        .get_mut(&id)
+                        .expect("undone transfer exists")
+                        .state = previous;
                 }
                 Undo::DeadlineInserted(deadline, id) => {
                     state.pending_deadlines.remove(&(deadline, id));
@@ -600,7 +707,11 @@ impl Ledger {
                 return Err(Reason::AccountFlagsNotPermitted);
             }
         }
-        let count = self.state.accounts_per_party.entry(signer.clone()).or_insert(0);
+        let count = self
+            .state
+            .accounts_per_party
+            .entry(signer.clone())
+            .or_insert(0);
         if *count >= ACCOUNTS_PER_PARTY_MAX {
             return Err(Reason::AccountsPerPartyLimitReached);
         }
@@ -610,7 +721,10 @@ impl Ledger {
             party: signer.clone(),
             asset: new.asset.clone(),
             kind: new.kind,
-            flags: AccountFlags { linked: false, ..flags },
+            flags: AccountFlags {
+                linked: false,
+                ..flags
+            },
             reference: new.reference,
             balances: Balances::default(),
             timestamp_ns,
@@ -641,7 +755,13 @@ impl Ledger {
         if let Some(existing) = self.state.transfers.get(&transfer.id) {
             // `linked` says how the request was batched, not what it asks for: a retry outside
             // its original chain is still the same transfer.
-            let unlinked = |t: &Transfer| Transfer { flags: TransferFlags { linked: false, ..t.flags }, ..t.clone() };
+            let unlinked = |t: &Transfer| Transfer {
+                flags: TransferFlags {
+                    linked: false,
+                    ..t.flags
+                },
+                ..t.clone()
+            };
             return if unlinked(&existing.transfer) == unlinked(transfer) {
                 Ok(Some(Reason::TransferExists))
             } else {
@@ -688,8 +808,16 @@ impl Ledger {
         if transfer.amount == 0 {
             return Err(Reason::AmountMustNotBeZero);
         }
-        let debit = self.state.accounts.get(&transfer.debit_account_id).ok_or(Reason::DebitAccountUnknown)?;
-        let credit = self.state.accounts.get(&transfer.credit_account_id).ok_or(Reason::CreditAccountUnknown)?;
+        let debit = self
+            .state
+            .accounts
+            .get(&transfer.debit_account_id)
+            .ok_or(Reason::DebitAccountUnknown)?;
+        let credit = self
+            .state
+            .accounts
+            .get(&transfer.credit_account_id)
+            .ok_or(Reason::CreditAccountUnknown)?;
         if debit.asset != credit.asset {
             return Err(Reason::AssetMismatch);
         }
@@ -699,15 +827,23 @@ impl Ledger {
         let amount = transfer.amount;
         let (mut debit_balances, mut credit_balances) = (debit.balances, credit.balances);
         if pending {
-            debit_balances.debits_pending =
-                debit_balances.debits_pending.checked_add(amount).ok_or(Reason::OverflowsDebitsPending)?;
-            credit_balances.credits_pending =
-                credit_balances.credits_pending.checked_add(amount).ok_or(Reason::OverflowsCreditsPending)?;
+            debit_balances.debits_pending = debit_balances
+                .debits_pending
+                .checked_add(amount)
+                .ok_or(Reason::OverflowsDebitsPending)?;
+            credit_balances.credits_pending = credit_balances
+                .credits_pending
+                .checked_add(amount)
+                .ok_or(Reason::OverflowsCreditsPending)?;
         } else {
-            debit_balances.debits_posted =
-                debit_balances.debits_posted.checked_add(amount).ok_or(Reason::OverflowsDebitsPosted)?;
-            credit_balances.credits_posted =
-                credit_balances.credits_posted.checked_add(amount).ok_or(Reason::OverflowsCreditsPosted)?;
+            debit_balances.debits_posted = debit_balances
+                .debits_posted
+                .checked_add(amount)
+                .ok_or(Reason::OverflowsDebitsPosted)?;
+            credit_balances.credits_posted = credit_balances
+                .credits_posted
+                .checked_add(amount)
+                .ok_or(Reason::OverflowsCreditsPosted)?;
         }
         check_limits(debit.flags, &debit_balances, credit.flags, &credit_balances)?;
         let (debit_id, credit_id) = (transfer.debit_account_id, transfer.credit_account_id);
@@ -719,7 +855,11 @@ impl Ledger {
             credit_account_id: credit_id,
             amount,
             timestamp_ns,
-            state: if pending { PendingState::Pending } else { PendingState::NotPending },
+            state: if pending {
+                PendingState::Pending
+            } else {
+                PendingState::NotPending
+            },
             journal_index,
         };
         if let Some(deadline) = record.deadline_ns() {
@@ -744,7 +884,11 @@ impl Ledger {
         if transfer.timeout_s != 0 {
             return Err(Reason::TimeoutReservedForPendingTransfer);
         }
-        let pending = self.state.transfers.get(&transfer.pending_id).ok_or(Reason::PendingTransferNotFound)?;
+        let pending = self
+            .state
+            .transfers
+            .get(&transfer.pending_id)
+            .ok_or(Reason::PendingTransferNotFound)?;
         let (debit_id, credit_id) = (pending.debit_account_id, pending.credit_account_id);
         let debit = &self.state.accounts[&debit_id];
         let credit = &self.state.accounts[&credit_id];
@@ -761,7 +905,9 @@ impl Ledger {
         if transfer.debit_account_id != 0 && transfer.debit_account_id != pending.debit_account_id {
             return Err(Reason::PendingTransferHasDifferentDebitAccountId);
         }
-        if transfer.credit_account_id != 0 && transfer.credit_account_id != pending.credit_account_id {
+        if transfer.credit_account_id != 0
+            && transfer.credit_account_id != pending.credit_account_id
+        {
             return Err(Reason::PendingTransferHasDifferentCreditAccountId);
         }
         match pending.state {
@@ -773,11 +919,17 @@ impl Ledger {
             PendingState::Posted { .. } => return Err(Reason::PendingTransferAlreadyPosted),
             PendingState::Voided { .. } => return Err(Reason::PendingTransferAlreadyVoided),
             PendingState::Expired { .. } => return Err(Reason::PendingTransferExpired),
-            PendingState::NotPending => unreachable!("a transfer with the pending flag is never NotPending"),
+            PendingState::NotPending => {
+                unreachable!("a transfer with the pending flag is never NotPending")
+            }
         }
         let reserved = pending.amount;
         let amount = if post {
-            let amount = if transfer.amount == 0 { reserved } else { transfer.amount };
+            let amount = if transfer.amount == 0 {
+                reserved
+            } else {
+                transfer.amount
+            };
             if amount > reserved {
                 return Err(Reason::ExceedsPendingTransferAmount);
             }
@@ -792,22 +944,31 @@ impl Ledger {
         debit_balances.debits_pending -= reserved;
         credit_balances.credits_pending -= reserved;
         if post {
-            debit_balances.debits_posted =
-                debit_balances.debits_posted.checked_add(amount).ok_or(Reason::OverflowsDebitsPosted)?;
-            credit_balances.credits_posted =
-                credit_balances.credits_posted.checked_add(amount).ok_or(Reason::OverflowsCreditsPosted)?;
+            debit_balances.debits_posted = debit_balances
+                .debits_posted
+                .checked_add(amount)
+                .ok_or(Reason::OverflowsDebitsPosted)?;
+            credit_balances.credits_posted = credit_balances
+                .credits_posted
+                .checked_add(amount)
+                .ok_or(Reason::OverflowsCreditsPosted)?;
         }
         let deadline = pending.deadline_ns();
         self.set_balances(debit_id, debit_balances, undo);
         self.set_balances(credit_id, credit_balances, undo);
         let new_state = if post {
-            PendingState::Posted { by: transfer.id, amount }
+            PendingState::Posted {
+                by: transfer.id,
+                amount,
+            }
         } else {
             PendingState::Voided { by: transfer.id }
         };
         self.set_pending_state(transfer.pending_id, new_state, undo);
         if let Some(deadline) = deadline {
-            self.state.pending_deadlines.remove(&(deadline, transfer.pending_id));
+            self.state
+                .pending_deadlines
+                .remove(&(deadline, transfer.pending_id));
             undo.push(Undo::DeadlineRemoved(deadline, transfer.pending_id));
         }
         let record = TransferRecord {
@@ -833,13 +994,35 @@ impl Ledger {
                 break;
             }
             self.state.pending_deadlines.pop_first();
-            let record = self.state.transfers.get_mut(&id).expect("a deadline names a stored transfer");
-            assert_eq!(record.state, PendingState::Pending, "only pending transfers have deadlines");
-            record.state = PendingState::Expired { at_ns: timestamp_ns };
-            let (debit_id, credit_id, amount) = (record.debit_account_id, record.credit_account_id, record.amount);
-            let debit = self.state.accounts.get_mut(&debit_id).expect("transfer accounts exist");
+            let record = self
+                .state
+                .transfers
+                .get_mut(&id)
+                .expect("a deadline names a stored transfer");
+            assert_eq!(
+                record.state,
+                PendingState::Pending,
+                "only pending transfers have deadlines"
+            );
+            record.state = PendingState::Expired {
+                at_ns: timestamp_ns,
+            };
+            let (debit_id, credit_id, amount) = (
+                record.debit_account_id,
+                record.credit_account_id,
+                record.amount,
+            );
+            let debit = self
+                .state
+                .accounts
+                .get_mut(&debit_id)
+                .expect("transfer accounts exist");
             debit.balances.debits_pending -= amount;
-            let credit = self.state.accounts.get_mut(&credit_id).expect("transfer accounts exist");
+            let credit = self
+                .state
+                .accounts
+                .get_mut(&credit_id)
+                .expect("transfer accounts exist");
             credit.balances.credits_pending -= amount;
             expired.push(ExpiredTransfer { id });
         }
@@ -847,13 +1030,21 @@ impl Ledger {
     }
 
     fn set_balances(&mut self, id: u128, balances: Balances, undo: &mut Vec<Undo>) {
-        let account = self.state.accounts.get_mut(&id).expect("checked account exists");
+        let account = self
+            .state
+            .accounts
+            .get_mut(&id)
+            .expect("checked account exists");
         undo.push(Undo::Balances(id, account.balances));
         account.balances = balances;
     }
 
     fn set_pending_state(&mut self, id: u128, state: PendingState, undo: &mut Vec<Undo>) {
-        let record = self.state.transfers.get_mut(&id).expect("checked transfer exists");
+        let record = self
+            .state
+            .transfers
+            .get_mut(&id)
+            .expect("checked transfer exists");
         undo.push(Undo::TransferState(id, record.state));
         record.state = state;
     }
@@ -861,7 +1052,10 @@ impl Ledger {
 
 fn event_result(index: usize, reason: Reason) -> EventResult {
     // Batches are bounded by TRANSFERS_PER_BATCH_MAX, far below u32::MAX.
-    EventResult { index: u32::try_from(index).expect("batch index fits u32"), reason }
+    EventResult {
+        index: u32::try_from(index).expect("batch index fits u32"),
+        reason,
+    }
 }
 
 fn check_batch_size(len: usize, len_max: usize) -> Result<(), Reason> {
@@ -902,13 +1096,19 @@ fn check_limits(
     credit: &Balances,
 ) -> Result<(), Reason> {
     if debit_flags.debits_must_not_exceed_credits {
-        let debits = debit.debits_pending.checked_add(debit.debits_posted).ok_or(Reason::ExceedsCredits)?;
+        let debits = debit
+            .debits_pending
+            .checked_add(debit.debits_posted)
+            .ok_or(Reason::ExceedsCredits)?;
         if debits > debit.credits_posted {
             return Err(Reason::ExceedsCredits);
         }
     }
     if credit_flags.credits_must_not_exceed_debits {
-        let credits = credit.credits_pending.checked_add(credit.credits_posted).ok_or(Reason::ExceedsDebits)?;
+        let credits = credit
+            .credits_pending
+            .checked_add(credit.credits_posted)
+            .ok_or(Reason::ExceedsDebits)?;
         if credits > credit.debits_posted {
             return Err(Reason::ExceedsDebits);
         }
@@ -937,10 +1137,23 @@ mod tests {
             timeout_s: if pending { 60 } else { 0 },
             code: 0,
             reference: 0,
-            flags: TransferFlags { pending, ..Default::default() },
+            flags: TransferFlags {
+                pending,
+                ..Default::default()
+            },
         };
-        h.expect_accepted(OPERATOR, Command::CreateTransfers { transfers: vec![transfer(10, 1, 2, false)] });
-        h.expect_accepted("sme", Command::CreateTransfers { transfers: vec![transfer(11, 2, 3, true)] });
+        h.expect_accepted(
+            OPERATOR,
+            Command::CreateTransfers {
+                transfers: vec![transfer(10, 1, 2, false)],
+            },
+        );
+        h.expect_accepted(
+            "sme",
+            Command::CreateTransfers {
+                transfers: vec![transfer(11, 2, 3, true)],
+            },
+        );
         h.ledger.check_invariants().expect("a sound ledger passes");
         h
     }
@@ -950,28 +1163,43 @@ mod tests {
     fn invariants_catch_corrupted_state() {
         type Corruption = Box<dyn Fn(&mut State)>;
         let corruptions: Vec<(&str, Corruption)> = vec![
-            ("I1", Box::new(|s| s.accounts.get_mut(&2).unwrap().balances.credits_posted += 1)),
-            ("I2", Box::new(|s| {
-                let b = &mut s.accounts.get_mut(&2).unwrap().balances;
-                b.debits_posted += 1_000;
-                s.accounts.get_mut(&1).unwrap().balances.credits_posted += 1_000;
-            })),
+            (
+                "I1",
+                Box::new(|s| s.accounts.get_mut(&2).unwrap().balances.credits_posted += 1),
+            ),
+            (
+                "I2",
+                Box::new(|s| {
+                    let b = &mut s.accounts.get_mut(&2).unwrap().balances;
+                    b.debits_posted += 1_000;
+                    s.accounts.get_mut(&1).unwrap().balances.credits_posted += 1_000;
+                }),
+            ),
             // Balanced and within limits, but not what the transfers say.
-            ("I3", Box::new(|s| {
-                s.accounts.get_mut(&1).unwrap().balances.debits_posted += 1;
-                s.accounts.get_mut(&3).unwrap().balances.credits_posted += 1;
-            })),
+            (
+                "I3",
+                Box::new(|s| {
+                    s.accounts.get_mut(&1).unwrap().balances.debits_posted += 1;
+                    s.accounts.get_mut(&3).unwrap().balances.credits_posted += 1;
+                }),
+            ),
             ("I4", Box::new(|s| s.pending_deadlines.clear())),
-            ("I5", Box::new(|s| {
-                let first = s.nonces.keys().next().unwrap().clone();
-                s.nonces.insert(first, 1);
-            })),
+            (
+                "I5",
+                Box::new(|s| {
+                    let first = s.nonces.keys().next().unwrap().clone();
+                    s.nonces.insert(first, 1);
+                }),
+            ),
         ];
         for (invariant, corrupt) in corruptions {
             let mut h = funded();
             corrupt(&mut h.ledger.state);
             let error = h.ledger.check_invariants().expect_err(invariant);
-            assert!(error.starts_with(invariant), "{invariant} expected, got: {error}");
+            assert!(
+                error.starts_with(invariant),
+                "{invariant} expected, got: {error}"
+            );
         }
     }
 
@@ -981,19 +1209,31 @@ mod tests {
         let mut entries = Vec::new();
         for party in ["a", "b", "c", "d"] {
             let key = crate::testing::demo_key(party);
-            let command = Command::RegisterParty { party: PartyId::new(party), role: Role::Sme, keys: vec![key.public_key()] };
+            let command = Command::RegisterParty {
+                party: PartyId::new(party),
+                role: Role::Sme,
+                keys: vec![key.public_key()],
+            };
             entries.push(h.submit(OPERATOR, command));
         }
         // Entries 2..=5 follow the genesis entry (index 1): a fresh harness stops right there.
         let genesis_head = Harness::new().ledger.head();
-        assert_eq!(crate::journal::verify_chain(genesis_head, &entries), Ok(h.ledger.head()));
+        assert_eq!(
+            crate::journal::verify_chain(genesis_head, &entries),
+            Ok(h.ledger.head())
+        );
         let mut tampered = entries.clone();
         tampered[2].body.timestamp_ns += 1;
         let error = crate::journal::verify_chain(genesis_head, &tampered).unwrap_err();
         assert_eq!(error.index, entries[2].body.index);
         let mut skipped = entries.clone();
         skipped.remove(1);
-        assert_eq!(crate::journal::verify_chain(genesis_head, &skipped).unwrap_err().index, entries[1].body.index);
+        assert_eq!(
+            crate::journal::verify_chain(genesis_head, &skipped)
+                .unwrap_err()
+                .index,
+            entries[1].body.index
+        );
     }
 
     #[test]

@@ -84,7 +84,12 @@ pub fn statement<'a>(
     }
     let mut events: Vec<(u64, u128, u8, Event<'a>)> = Vec::new();
     for record in records {
-        events.push((record.timestamp_ns, record.transfer.id, 0, Event::Transfer(record)));
+        events.push((
+            record.timestamp_ns,
+            record.transfer.id,
+            0,
+            Event::Transfer(record),
+        ));
         if let PendingState::Expired { at_ns } = record.state {
             events.push((at_ns, record.transfer.id, 1, Event::Expiry(record)));
         }
@@ -107,14 +112,23 @@ pub fn statement<'a>(
             }
             Event::Transfer(record) => record,
         };
-        let side = if record.debit_account_id == account.id { Side::Debit } else { Side::Credit };
-        let counterparty = if side == Side::Debit { record.credit_account_id } else { record.debit_account_id };
+        let side = if record.debit_account_id == account.id {
+            Side::Debit
+        } else {
+            Side::Credit
+        };
+        let counterparty = if side == Side::Debit {
+            record.credit_account_id
+        } else {
+            record.debit_account_id
+        };
         let flags = record.transfer.flags;
         let movement = if flags.pending {
             add_pending(&mut balances, side, record.amount);
             Movement::Reserved
         } else if flags.post_pending || flags.void_pending {
-            let reserved = pending_of(record.transfer.pending_id).map_or(0, |pending| pending.amount);
+            let reserved =
+                pending_of(record.transfer.pending_id).map_or(0, |pending| pending.amount);
             release(&mut balances, account.id, record, reserved);
             if flags.post_pending {
                 add_posted(&mut balances, side, record.amount);
@@ -182,7 +196,17 @@ mod tests {
     use crate::{AccountKind, Command, Transfer, TransferFlags};
 
     fn transfer(id: u128, debit: u128, credit: u128, amount: u128) -> Transfer {
-        Transfer { id, debit_account_id: debit, credit_account_id: credit, amount, pending_id: 0, timeout_s: 0, code: 7, reference: 0, flags: TransferFlags::default() }
+        Transfer {
+            id,
+            debit_account_id: debit,
+            credit_account_id: credit,
+            amount,
+            pending_id: 0,
+            timeout_s: 0,
+            code: 7,
+            reference: 0,
+            flags: TransferFlags::default(),
+        }
     }
 
     #[test]
@@ -192,28 +216,69 @@ mod tests {
         h.open_account(OPERATOR, 1, "CNY", AccountKind::Mint, false);
         h.open_account("sme", 2, "CNY", MAIN, true);
         h.open_account("sme", 3, "CNY", MAIN, true);
-        h.expect_accepted(OPERATOR, Command::CreateTransfers { transfers: vec![transfer(10, 1, 2, 1_000)] });
+        h.expect_accepted(
+            OPERATOR,
+            Command::CreateTransfers {
+                transfers: vec![transfer(10, 1, 2, 1_000)],
+            },
+        );
         let mut hold = transfer(11, 2, 3, 300);
         hold.flags.pending = true;
         hold.timeout_s = 5;
         let mut hold2 = transfer(12, 2, 3, 200);
         hold2.flags.pending = true;
         hold2.timeout_s = 60;
-        h.expect_accepted("sme", Command::CreateTransfers { transfers: vec![hold, hold2] });
+        h.expect_accepted(
+            "sme",
+            Command::CreateTransfers {
+                transfers: vec![hold, hold2],
+            },
+        );
         let mut post = transfer(13, 0, 0, 150);
         post.pending_id = 12;
         post.flags.post_pending = true;
-        h.expect_accepted("sme", Command::CreateTransfers { transfers: vec![post] });
+        h.expect_accepted(
+            "sme",
+            Command::CreateTransfers {
+                transfers: vec![post],
+            },
+        );
         h.step_ns = 10 * crate::limits::NS_PER_S;
-        h.expect_accepted("sme", Command::CreateTransfers { transfers: vec![transfer(14, 2, 3, 1)] });
+        h.expect_accepted(
+            "sme",
+            Command::CreateTransfers {
+                transfers: vec![transfer(14, 2, 3, 1)],
+            },
+        );
         let account = h.ledger.account(2).unwrap().clone();
-        let records: Vec<&TransferRecord> = h.ledger.transfers().filter(|r| r.debit_account_id == 2 || r.credit_account_id == 2).collect();
+        let records: Vec<&TransferRecord> = h
+            .ledger
+            .transfers()
+            .filter(|r| r.debit_account_id == 2 || r.credit_account_id == 2)
+            .collect();
         let statement = statement(&account, records, |id| h.ledger.transfer(id), 0, u64::MAX);
         assert_eq!(statement.closing, account.balances, "{statement:#?}");
         let movements: Vec<Movement> = statement.lines.iter().map(|l| l.movement).collect();
-        assert_eq!(movements, vec![Movement::Posted, Movement::Reserved, Movement::Reserved, Movement::PostedFromReservation, Movement::Posted]);
+        assert_eq!(
+            movements,
+            vec![
+                Movement::Posted,
+                Movement::Reserved,
+                Movement::Reserved,
+                Movement::PostedFromReservation,
+                Movement::Posted
+            ]
+        );
         // A period that starts after the funding opens with it.
-        let later = super::statement(&account, h.ledger.transfers().filter(|r| r.credit_account_id == 2 || r.debit_account_id == 2), |id| h.ledger.transfer(id), statement.lines[1].timestamp_ns, u64::MAX);
+        let later = super::statement(
+            &account,
+            h.ledger
+                .transfers()
+                .filter(|r| r.credit_account_id == 2 || r.debit_account_id == 2),
+            |id| h.ledger.transfer(id),
+            statement.lines[1].timestamp_ns,
+            u64::MAX,
+        );
         assert_eq!(later.opening.credits_posted, 1_000);
         assert_eq!(later.lines.len(), 4);
     }

@@ -54,38 +54,72 @@ impl Harness {
         };
         let operator = PartyId::new(OPERATOR);
         let key = demo_key(OPERATOR);
-        let assets = ["CNY", "GPUH:H100", "TOK:qwen"].map(|code| code.parse::<Asset>().expect("valid code"));
-        let genesis = Command::Genesis { operator: operator.clone(), keys: vec![key.public_key()], assets: assets.to_vec() };
+        let assets =
+            ["CNY", "GPUH:H100", "TOK:qwen"].map(|code| code.parse::<Asset>().expect("valid code"));
+        let genesis = Command::Genesis {
+            operator: operator.clone(),
+            keys: vec![key.public_key()],
+            assets: assets.to_vec(),
+        };
         harness.keys.insert(operator.clone(), key);
         let entry = harness.submit(OPERATOR, genesis);
-        assert!(entry.body.outcome.rejected().is_none(), "genesis applies: {:?}", entry.body.outcome);
+        assert!(
+            entry.body.outcome.rejected().is_none(),
+            "genesis applies: {:?}",
+            entry.body.outcome
+        );
         harness
     }
 
     pub fn key(&self, party: &str) -> &SigningKey {
-        self.keys.get(&PartyId::new(party)).expect("party registered through the harness")
+        self.keys
+            .get(&PartyId::new(party))
+            .expect("party registered through the harness")
     }
 
     /// Registers a party with its demo key (signed by the operator); panics if rejected.
     pub fn add_party(&mut self, party: &str, role: Role) {
         let key = demo_key(party);
-        let command = Command::RegisterParty { party: PartyId::new(party), role, keys: vec![key.public_key()] };
+        let command = Command::RegisterParty {
+            party: PartyId::new(party),
+            role,
+            keys: vec![key.public_key()],
+        };
         self.keys.insert(PartyId::new(party), key);
         self.expect_accepted(OPERATOR, command);
     }
 
     /// Opens one account for `party`; operator accounts may run a debit balance (`flagged` off).
-    pub fn open_account(&mut self, party: &str, id: u128, asset: &str, kind: AccountKind, flagged: bool) {
+    pub fn open_account(
+        &mut self,
+        party: &str,
+        id: u128,
+        asset: &str,
+        kind: AccountKind,
+        flagged: bool,
+    ) {
         let account = NewAccount {
             id,
             asset: asset.parse().expect("valid asset code"),
             kind,
-            flags: AccountFlags { debits_must_not_exceed_credits: flagged, ..AccountFlags::default() },
+            flags: AccountFlags {
+                debits_must_not_exceed_credits: flagged,
+                ..AccountFlags::default()
+            },
             reference: 0,
         };
-        let entry = self.submit(party, Command::CreateAccounts { accounts: vec![account] });
-        assert!(entry.body.outcome.rejected().is_none() && entry.body.outcome.event_results().is_empty(),
-            "account {id} opens: {:?}", entry.body.outcome);
+        let entry = self.submit(
+            party,
+            Command::CreateAccounts {
+                accounts: vec![account],
+            },
+        );
+        assert!(
+            entry.body.outcome.rejected().is_none()
+                && entry.body.outcome.event_results().is_empty(),
+            "account {id} opens: {:?}",
+            entry.body.outcome
+        );
     }
 
     /// Signs `command` for `signer` with the next nonce, expiring a minute after the next tick.
@@ -93,7 +127,8 @@ impl Harness {
         let nonce = self.next_nonce;
         self.next_nonce += 1;
         let expires_at_ns = self.now_ns + self.step_ns + ENVELOPE_LIFETIME_NS;
-        self.key(signer).sign(PartyId::new(signer), nonce, expires_at_ns, command)
+        self.key(signer)
+            .sign(PartyId::new(signer), nonce, expires_at_ns, command)
     }
 
     /// Applies an already signed command at the next tick.
@@ -112,7 +147,10 @@ impl Harness {
     pub fn expect_accepted(&mut self, signer: &str, command: Command) -> JournalEntry {
         let entry = self.submit(signer, command);
         let outcome = &entry.body.outcome;
-        assert!(outcome.rejected().is_none() && outcome.event_results().is_empty(), "accepted: {outcome:?}");
+        assert!(
+            outcome.rejected().is_none() && outcome.event_results().is_empty(),
+            "accepted: {outcome:?}"
+        );
         entry
     }
 }

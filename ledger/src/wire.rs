@@ -37,7 +37,8 @@ pub mod u128_text {
                 if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(E::custom(format!("not a decimal integer: {v:?}")));
                 }
-                v.parse().map_err(|_| E::custom(format!("out of range for u128: {v:?}")))
+                v.parse()
+                    .map_err(|_| E::custom(format!("out of range for u128: {v:?}")))
             }
         }
         if deserializer.is_human_readable() {
@@ -82,7 +83,9 @@ pub mod option_u64_text {
         value.map(Text).serialize(serializer)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<u64>, D::Error> {
         Ok(Option::<Text>::deserialize(deserializer)?.map(|text| text.0))
     }
 }
@@ -95,11 +98,16 @@ pub mod option_u128_text {
     #[derive(Serialize, Deserialize)]
     struct Text(#[serde(with = "super::u128_text")] u128);
 
-    pub fn serialize<S: Serializer>(value: &Option<u128>, serializer: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        value: &Option<u128>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
         value.map(Text).serialize(serializer)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u128>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<u128>, D::Error> {
         Ok(Option::<Text>::deserialize(deserializer)?.map(|text| text.0))
     }
 }
@@ -131,7 +139,10 @@ pub mod hex_array {
             let text: String = serde::Deserialize::deserialize(deserializer)?;
             let mut out = [0u8; N];
             hex::decode_to_slice(&text, &mut out).map_err(|error| {
-                D::Error::custom(format!("expected {N} bytes as {} hex digits: {error}", N * 2))
+                D::Error::custom(format!(
+                    "expected {N} bytes as {} hex digits: {error}",
+                    N * 2
+                ))
             })?;
             Ok(out)
         } else {
@@ -173,9 +184,15 @@ mod tests {
 
     #[test]
     fn json_uses_strings_and_hex() {
-        let sample = Sample { amount: u128::MAX, key: [0xde, 0xad, 0xbe, 0xef] };
+        let sample = Sample {
+            amount: u128::MAX,
+            key: [0xde, 0xad, 0xbe, 0xef],
+        };
         let json = serde_json::to_string(&sample).unwrap();
-        assert_eq!(json, r#"{"amount":"340282366920938463463374607431768211455","key":"deadbeef"}"#);
+        assert_eq!(
+            json,
+            r#"{"amount":"340282366920938463463374607431768211455","key":"deadbeef"}"#
+        );
         assert_eq!(serde_json::from_str::<Sample>(&json).unwrap(), sample);
     }
 
@@ -189,7 +206,10 @@ mod tests {
 
     #[test]
     fn canonical_bytes_are_raw() {
-        let sample = Sample { amount: 1, key: [1, 2, 3, 4] };
+        let sample = Sample {
+            amount: 1,
+            key: [1, 2, 3, 4],
+        };
         let bytes = crate::codec::encode(&sample);
         assert_eq!(bytes.len(), 16 + 4);
         assert_eq!(crate::codec::decode::<Sample>(&bytes, 64).unwrap(), sample);

@@ -12,21 +12,32 @@ use std::collections::BTreeMap;
 fn spec_table() -> BTreeMap<String, BTreeMap<String, String>> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/access.md");
     let text = std::fs::read_to_string(path).expect("spec/access.md exists");
-    let mut lines = text.lines().skip_while(|line| !line.starts_with("| command |"));
+    let mut lines = text
+        .lines()
+        .skip_while(|line| !line.starts_with("| command |"));
     let header: Vec<String> = cells(lines.next().expect("the table has a header"));
     lines.next(); // |---|---|
     let mut table = BTreeMap::new();
     for line in lines.take_while(|line| line.starts_with('|')) {
         let row = cells(line);
         let command = row[0].trim_matches('`').to_owned();
-        let by_role = header.iter().skip(1).cloned().zip(row.into_iter().skip(1)).collect();
+        let by_role = header
+            .iter()
+            .skip(1)
+            .cloned()
+            .zip(row.into_iter().skip(1))
+            .collect();
         table.insert(command, by_role);
     }
     table
 }
 
 fn cells(line: &str) -> Vec<String> {
-    line.trim().trim_matches('|').split('|').map(|cell| cell.trim().to_owned()).collect()
+    line.trim()
+        .trim_matches('|')
+        .split('|')
+        .map(|cell| cell.trim().to_owned())
+        .collect()
 }
 
 fn party_of(role: Role) -> String {
@@ -40,23 +51,42 @@ fn party_of(role: Role) -> String {
 /// One instance of the command, signed by `signer`; `own` picks the signer's own party where
 /// the command names one.
 fn command(name: &str, signer: &str, own: bool, serial: u128) -> Command {
-    let target = PartyId::new(if own { signer.to_owned() } else { "p-sme".to_owned() });
-    let target = if !own && signer == "p-sme" { PartyId::new("p-institution") } else { target };
+    let target = PartyId::new(if own {
+        signer.to_owned()
+    } else {
+        "p-sme".to_owned()
+    });
+    let target = if !own && signer == "p-sme" {
+        PartyId::new("p-institution")
+    } else {
+        target
+    };
     match name {
         "register_party" => Command::RegisterParty {
             party: PartyId::new(format!("new-{serial}")),
             role: Role::Sme,
             keys: vec![demo_key(&format!("new-{serial}")).public_key()],
         },
-        "register_asset" => Command::RegisterAsset { asset: format!("TOK:family{serial}").parse().unwrap() },
-        "add_key" => Command::AddKey { party: target, key: demo_key(&format!("extra-{serial}")).public_key() },
-        "revoke_key" => Command::RevokeKey { party: target, key: demo_key(&format!("never-{serial}")).public_key() },
+        "register_asset" => Command::RegisterAsset {
+            asset: format!("TOK:family{serial}").parse().unwrap(),
+        },
+        "add_key" => Command::AddKey {
+            party: target,
+            key: demo_key(&format!("extra-{serial}")).public_key(),
+        },
+        "revoke_key" => Command::RevokeKey {
+            party: target,
+            key: demo_key(&format!("never-{serial}")).public_key(),
+        },
         "create_accounts" => Command::CreateAccounts {
             accounts: vec![NewAccount {
                 id: 1_000 + serial,
                 asset: "CNY".parse().unwrap(),
                 kind: MAIN,
-                flags: ledger::AccountFlags { debits_must_not_exceed_credits: true, ..Default::default() },
+                flags: ledger::AccountFlags {
+                    debits_must_not_exceed_credits: true,
+                    ..Default::default()
+                },
                 reference: 0,
             }],
         },
@@ -93,7 +123,9 @@ fn every_cell_of_the_access_table_holds() {
             continue; // Only valid on an empty ledger: see commands.rs.
         }
         for role in Role::ALL {
-            let cell = by_role.get(role.as_str()).unwrap_or_else(|| panic!("{name}: no column for {}", role.as_str()));
+            let cell = by_role
+                .get(role.as_str())
+                .unwrap_or_else(|| panic!("{name}: no column for {}", role.as_str()));
             let signer = party_of(role);
             let cases: Vec<(bool, bool)> = if cell == "denied" {
                 vec![(true, false)]
@@ -119,5 +151,8 @@ fn every_cell_of_the_access_table_holds() {
             }
         }
     }
-    assert!(cells_tried >= 36, "only {cells_tried} cells tried: is the table complete?");
+    assert!(
+        cells_tried >= 36,
+        "only {cells_tried} cells tried: is the table complete?"
+    );
 }

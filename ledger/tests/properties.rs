@@ -41,14 +41,18 @@ fn seed() -> u64 {
     match std::env::var("CBANK_SEED") {
         Ok(text) => text.parse().expect("CBANK_SEED is a u64"),
         Err(_) => {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970");
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock after 1970");
             now.as_nanos() as u64
         }
     }
 }
 
 fn command_count() -> usize {
-    std::env::var("CBANK_COMMANDS").map(|n| n.parse().expect("CBANK_COMMANDS is a count")).unwrap_or(12_000)
+    std::env::var("CBANK_COMMANDS")
+        .map(|n| n.parse().expect("CBANK_COMMANDS is a count"))
+        .unwrap_or(12_000)
 }
 
 const PARTIES: [(&str, Role); 5] = [
@@ -78,7 +82,9 @@ fn setup(h: &mut Harness, world: &mut World) {
     for (asset_index, asset) in ASSETS.iter().enumerate() {
         // The mint may run a debit balance; a "capped" system account must not exceed debits.
         h.open_account(OPERATOR, id, asset, AccountKind::Mint, false);
-        world.accounts.insert(id, (OPERATOR.to_owned(), asset_index));
+        world
+            .accounts
+            .insert(id, (OPERATOR.to_owned(), asset_index));
         id += 1;
         for (party, _) in PARTIES {
             for _ in 0..2 {
@@ -92,21 +98,51 @@ fn setup(h: &mut Harness, world: &mut World) {
         id,
         asset: "CNY".parse().unwrap(),
         kind: AccountKind::Pool,
-        flags: ledger::AccountFlags { credits_must_not_exceed_debits: true, ..Default::default() },
+        flags: ledger::AccountFlags {
+            credits_must_not_exceed_debits: true,
+            ..Default::default()
+        },
         reference: 0,
     };
-    h.expect_accepted(OPERATOR, Command::CreateAccounts { accounts: vec![capped] });
+    h.expect_accepted(
+        OPERATOR,
+        Command::CreateAccounts {
+            accounts: vec![capped],
+        },
+    );
     world.accounts.insert(id, (OPERATOR.to_owned(), 0));
 }
 
 fn random_transfer(rng: &mut Rng, world: &mut World, signer: &str) -> Transfer {
     let ids: Vec<u128> = world.accounts.keys().copied().collect();
     // Mostly accounts of the signer with matching assets; sometimes anything, to hit errors.
-    let owned: Vec<u128> = world.accounts.iter().filter(|(_, (owner, _))| owner == signer).map(|(id, _)| *id).collect();
-    let debit = if !owned.is_empty() && rng.chance(85) { *rng.pick(&owned) } else { *rng.pick(&ids) };
-    let debit_asset = world.accounts.get(&debit).map(|(_, asset)| *asset).unwrap_or(0);
-    let same_asset: Vec<u128> = world.accounts.iter().filter(|(_, (_, asset))| *asset == debit_asset).map(|(id, _)| *id).collect();
-    let credit = if rng.chance(92) { *rng.pick(&same_asset) } else { *rng.pick(&ids) };
+    let owned: Vec<u128> = world
+        .accounts
+        .iter()
+        .filter(|(_, (owner, _))| owner == signer)
+        .map(|(id, _)| *id)
+        .collect();
+    let debit = if !owned.is_empty() && rng.chance(85) {
+        *rng.pick(&owned)
+    } else {
+        *rng.pick(&ids)
+    };
+    let debit_asset = world
+        .accounts
+        .get(&debit)
+        .map(|(_, asset)| *asset)
+        .unwrap_or(0);
+    let same_asset: Vec<u128> = world
+        .accounts
+        .iter()
+        .filter(|(_, (_, asset))| *asset == debit_asset)
+        .map(|(id, _)| *id)
+        .collect();
+    let credit = if rng.chance(92) {
+        *rng.pick(&same_asset)
+    } else {
+        *rng.pick(&ids)
+    };
     let amount = match rng.below(10) {
         0 => 0,
         1 => u128::from(rng.next()) * u128::from(rng.next()),
@@ -128,18 +164,29 @@ fn random_transfer(rng: &mut Rng, world: &mut World, signer: &str) -> Transfer {
         timeout_s: 0,
         code: rng.below(4) as u16,
         reference: 0,
-        flags: TransferFlags { linked: rng.chance(15), ..Default::default() },
+        flags: TransferFlags {
+            linked: rng.chance(15),
+            ..Default::default()
+        },
     };
     match rng.below(10) {
         0..=1 => {
             transfer.flags.pending = true;
             // Mostly short timeouts that expire during the stream; sometimes none (rejected).
-            transfer.timeout_s = if rng.chance(90) { 1 + rng.below(30) as u32 } else { 0 };
+            transfer.timeout_s = if rng.chance(90) {
+                1 + rng.below(30) as u32
+            } else {
+                0
+            };
         }
         2 if !world.pending_ids.is_empty() => {
             transfer.flags.post_pending = true;
             transfer.pending_id = *rng.pick(&world.pending_ids);
-            transfer.amount = if rng.chance(50) { 0 } else { u128::from(rng.below(3_000)) };
+            transfer.amount = if rng.chance(50) {
+                0
+            } else {
+                u128::from(rng.below(3_000))
+            };
             if rng.chance(70) {
                 transfer.debit_account_id = 0;
                 transfer.credit_account_id = 0;
@@ -165,34 +212,66 @@ fn random_command(rng: &mut Rng, h: &mut Harness, world: &mut World) -> SignedCo
         0..=1 if !world.old_commands.is_empty() => rng.pick(&world.old_commands).clone(),
         // Corrupt a signature.
         2 => {
-            let mut command = h.sign(signer, Command::CreateTransfers { transfers: vec![random_transfer(rng, world, signer)] });
+            let mut command = h.sign(
+                signer,
+                Command::CreateTransfers {
+                    transfers: vec![random_transfer(rng, world, signer)],
+                },
+            );
             command.signature = Signature([rng.below(255) as u8; 64]);
             command
         }
         // A key of another party.
         3 => {
             let other = *rng.pick(&signers);
-            demo_key(other).sign(PartyId::new(signer), u128::from(rng.next()), h.now_ns + 30 * NS_PER_S, Command::CreateTransfers { transfers: vec![random_transfer(rng, world, signer)] })
+            demo_key(other).sign(
+                PartyId::new(signer),
+                u128::from(rng.next()),
+                h.now_ns + 30 * NS_PER_S,
+                Command::CreateTransfers {
+                    transfers: vec![random_transfer(rng, world, signer)],
+                },
+            )
         }
         // Open more accounts (with repeats and bad ones mixed in).
         4..=5 => {
             world.next_id += 1;
             let asset_index = rng.below(ASSETS.len() as u64) as usize;
-            let id = if rng.chance(20) { *rng.pick(&world.accounts.keys().copied().collect::<Vec<_>>()) } else { 1_000_000 + world.next_id };
+            let id = if rng.chance(20) {
+                *rng.pick(&world.accounts.keys().copied().collect::<Vec<_>>())
+            } else {
+                1_000_000 + world.next_id
+            };
             let account = ledger::NewAccount {
                 id,
                 asset: ASSETS[asset_index].parse().unwrap(),
                 kind: MAIN,
-                flags: ledger::AccountFlags { debits_must_not_exceed_credits: rng.chance(90), ..Default::default() },
+                flags: ledger::AccountFlags {
+                    debits_must_not_exceed_credits: rng.chance(90),
+                    ..Default::default()
+                },
                 reference: 0,
             };
-            let command = h.sign(signer, Command::CreateAccounts { accounts: vec![account] });
-            world.accounts.entry(id).or_insert((signer.to_owned(), asset_index));
+            let command = h.sign(
+                signer,
+                Command::CreateAccounts {
+                    accounts: vec![account],
+                },
+            );
+            world
+                .accounts
+                .entry(id)
+                .or_insert((signer.to_owned(), asset_index));
             command
         }
         // Operator funding so the parties have something to move.
         6..=15 => {
-            let party_accounts: Vec<(u128, usize)> = world.accounts.iter().filter(|(_, (o, _))| o != OPERATOR).map(|(id, (_, a))| (*id, *a)).collect();
+            let party_accounts: Vec<(u128, usize)> = world
+                .accounts
+                .iter()
+                .filter(|(_, (o, _))| o != OPERATOR)
+                .map(|(id, (_, a))| (*id, *a))
+                .collect();
             let (account, asset_index) = *rng.pick(&party_accounts);
             world.next_id += 1;
             let transfer = Transfer {
@@ -206,25 +285,47 @@ fn random_command(rng: &mut Rng, h: &mut Harness, world: &mut World) -> SignedCo
                 reference: 0,
                 flags: TransferFlags::default(),
             };
-            h.sign(OPERATOR, Command::CreateTransfers { transfers: vec![transfer] })
+            h.sign(
+                OPERATOR,
+                Command::CreateTransfers {
+                    transfers: vec![transfer],
+                },
+            )
         }
         _ => {
             let count = 1 + rng.below(8) as usize;
-            let transfers = (0..count).map(|_| random_transfer(rng, world, signer)).collect();
+            let transfers = (0..count)
+                .map(|_| random_transfer(rng, world, signer))
+                .collect();
             h.sign(signer, Command::CreateTransfers { transfers })
         }
     }
 }
 
 /// The stored records of the transfers a command names, before it is applied.
-fn transfers_before(ledger: &Ledger, command: &SignedCommand) -> BTreeMap<u128, ledger::TransferRecord> {
-    let Command::CreateTransfers { transfers } = &command.body.command else { return BTreeMap::new() };
-    transfers.iter().filter_map(|t| ledger.transfer(t.id).map(|r| (t.id, r.clone()))).collect()
+fn transfers_before(
+    ledger: &Ledger,
+    command: &SignedCommand,
+) -> BTreeMap<u128, ledger::TransferRecord> {
+    let Command::CreateTransfers { transfers } = &command.body.command else {
+        return BTreeMap::new();
+    };
+    transfers
+        .iter()
+        .filter_map(|t| ledger.transfer(t.id).map(|r| (t.id, r.clone())))
+        .collect()
 }
 
 /// Checks one applied command's batch semantics against the ledger before and after.
-fn check_batch(before: &BTreeMap<u128, ledger::TransferRecord>, after: &Ledger, command: &SignedCommand, entry: &ledger::JournalEntry) -> Result<(), String> {
-    let Command::CreateTransfers { transfers } = &command.body.command else { return Ok(()) };
+fn check_batch(
+    before: &BTreeMap<u128, ledger::TransferRecord>,
+    after: &Ledger,
+    command: &SignedCommand,
+    entry: &ledger::JournalEntry,
+) -> Result<(), String> {
+    let Command::CreateTransfers { transfers } = &command.body.command else {
+        return Ok(());
+    };
     if entry.body.outcome.rejected().is_some() {
         // A rejected command stores no transfer.
         for t in transfers {
@@ -234,7 +335,13 @@ fn check_batch(before: &BTreeMap<u128, ledger::TransferRecord>, after: &Ledger, 
         }
         return Ok(());
     }
-    let failed: BTreeMap<u32, Reason> = entry.body.outcome.event_results().iter().map(|e| (e.index, e.reason)).collect();
+    let failed: BTreeMap<u32, Reason> = entry
+        .body
+        .outcome
+        .event_results()
+        .iter()
+        .map(|e| (e.index, e.reason))
+        .collect();
     let mut chain: Vec<usize> = Vec::new();
     for (index, t) in transfers.iter().enumerate() {
         chain.push(index);
@@ -243,7 +350,14 @@ fn check_batch(before: &BTreeMap<u128, ledger::TransferRecord>, after: &Ledger, 
             continue;
         }
         // The chain is complete: all its events failed, or none did.
-        let failures = chain.iter().filter(|i| failed.get(&(**i as u32)).is_some_and(|r| *r != Reason::TransferExists)).count();
+        let failures = chain
+            .iter()
+            .filter(|i| {
+                failed
+                    .get(&(**i as u32))
+                    .is_some_and(|r| *r != Reason::TransferExists)
+            })
+            .count();
         if failures != 0 && failures != chain.len() {
             return Err(format!("linked chain {chain:?} partly applied: {failed:?}"));
         }
@@ -256,14 +370,21 @@ fn check_batch(before: &BTreeMap<u128, ledger::TransferRecord>, after: &Ledger, 
             // An id applied before is never applied again: the stored record is unchanged.
             // (Its pending state may move on: posted, voided or expired; nothing else.)
             (Some(old), _) => {
-                let now = after.transfer(t.id).ok_or(format!("transfer {} disappeared", t.id))?;
-                let same = ledger::TransferRecord { state: old.state, ..now.clone() };
+                let now = after
+                    .transfer(t.id)
+                    .ok_or(format!("transfer {} disappeared", t.id))?;
+                let same = ledger::TransferRecord {
+                    state: old.state,
+                    ..now.clone()
+                };
                 if same != *old {
                     return Err(format!("transfer {} was applied twice", t.id));
                 }
             }
             (None, None) => {
-                let record = after.transfer(t.id).ok_or(format!("transfer {} succeeded but is not stored", t.id))?;
+                let record = after
+                    .transfer(t.id)
+                    .ok_or(format!("transfer {} succeeded but is not stored", t.id))?;
                 if record.journal_index != entry.body.index {
                     return Err(format!("transfer {} stored under another entry", t.id));
                 }
@@ -281,7 +402,13 @@ fn random_streams_keep_every_invariant_and_replay_identically() {
     println!("seed = {seed}; reproduce: CBANK_SEED={seed} cargo test -p ledger --test properties");
     let mut rng = Rng(seed);
     let mut h = Harness::new();
-    let mut world = World { accounts: BTreeMap::new(), transfer_ids: Vec::new(), pending_ids: Vec::new(), next_id: 10_000, old_commands: Vec::new() };
+    let mut world = World {
+        accounts: BTreeMap::new(),
+        transfer_ids: Vec::new(),
+        pending_ids: Vec::new(),
+        next_id: 10_000,
+        old_commands: Vec::new(),
+    };
     setup(&mut h, &mut world);
     let genesis_state = h.ledger.clone();
     let mut stream: Vec<(SignedCommand, u64)> = Vec::new();
@@ -293,9 +420,18 @@ fn random_streams_keep_every_invariant_and_replay_identically() {
         let before = transfers_before(&h.ledger, &command);
         let entry = h.apply(&command);
         // The full invariant pass costs O(state); run it often enough to pin a failure down.
-        let invariants = if step % 50 == 0 || step + 1 == count { h.ledger.check_invariants() } else { Ok(()) };
-        if let Err(why) = invariants.and_then(|()| check_batch(&before, &h.ledger, &command, &entry)) {
-            panic!("seed {seed}, command {step}: {why}\ncommand: {command:?}\noutcome: {:?}", entry.body.outcome);
+        let invariants = if step % 50 == 0 || step + 1 == count {
+            h.ledger.check_invariants()
+        } else {
+            Ok(())
+        };
+        if let Err(why) =
+            invariants.and_then(|()| check_batch(&before, &h.ledger, &command, &entry))
+        {
+            panic!(
+                "seed {seed}, command {step}: {why}\ncommand: {command:?}\noutcome: {:?}",
+                entry.body.outcome
+            );
         }
         match entry.body.outcome.rejected() {
             Some(reason) => *reasons.entry(reason.name()).or_default() += 1,
@@ -306,7 +442,13 @@ fn random_streams_keep_every_invariant_and_replay_identically() {
             }
         }
         if let Command::CreateTransfers { transfers } = &command.body.command {
-            let failed: BTreeSet<u32> = entry.body.outcome.event_results().iter().map(|e| e.index).collect();
+            let failed: BTreeSet<u32> = entry
+                .body
+                .outcome
+                .event_results()
+                .iter()
+                .map(|e| e.index)
+                .collect();
             for (index, t) in transfers.iter().enumerate() {
                 if entry.body.outcome.rejected().is_none() && !failed.contains(&(index as u32)) {
                     transfers_applied += 1;
@@ -323,8 +465,14 @@ fn random_streams_keep_every_invariant_and_replay_identically() {
         stream.push((command, h.now_ns));
     }
     println!("{count} commands, {transfers_applied} transfers applied; reasons seen: {reasons:?}");
-    assert!(transfers_applied > count / 2, "the stream must mostly apply, or it proves little");
-    assert!(reasons.len() >= 15, "the stream must hit many rejection paths: {reasons:?}");
+    assert!(
+        transfers_applied > count / 2,
+        "the stream must mostly apply, or it proves little"
+    );
+    assert!(
+        reasons.len() >= 15,
+        "the stream must hit many rejection paths: {reasons:?}"
+    );
 
     // Determinism: a second replica fed the same stream ends identical; so does one restored
     // from a snapshot half-way.
@@ -340,7 +488,15 @@ fn random_streams_keep_every_invariant_and_replay_identically() {
         }
     }
     assert_eq!(replica.head(), h.ledger.head(), "seed {seed}: heads differ");
-    assert_eq!(replica.state_hash(), h.ledger.state_hash(), "seed {seed}: state hashes differ");
+    assert_eq!(
+        replica.state_hash(),
+        h.ledger.state_hash(),
+        "seed {seed}: state hashes differ"
+    );
     let restored = restored.expect("the stream is not empty");
-    assert_eq!(restored.state_hash(), h.ledger.state_hash(), "seed {seed}: restored replica differs");
+    assert_eq!(
+        restored.state_hash(),
+        h.ledger.state_hash(),
+        "seed {seed}: restored replica differs"
+    );
 }

@@ -48,9 +48,14 @@ pub fn allocate(queue: &[Request], slots: &[Slot], now_ns: u64) -> Vec<Assignmen
         }
         let fits = |(index, slot): &(usize, &Slot)| {
             slot.gpu_class == request.gpu_class
-                && request.region.as_ref().is_none_or(|region| *region == slot.region)
+                && request
+                    .region
+                    .as_ref()
+                    .is_none_or(|region| *region == slot.region)
                 && free[*index] >= request.gpu_count
-                && now_ns.checked_add(request.duration_ns).is_some_and(|end| end <= slot.end_ns)
+                && now_ns
+                    .checked_add(request.duration_ns)
+                    .is_some_and(|end| end <= slot.end_ns)
         };
         let best = slots
             .iter()
@@ -60,7 +65,10 @@ pub fn allocate(queue: &[Request], slots: &[Slot], now_ns: u64) -> Vec<Assignmen
         match best {
             Some((index, slot)) => {
                 free[index] -= request.gpu_count;
-                assignments.push(Assignment { request_id: request.id, offer_id: slot.offer_id });
+                assignments.push(Assignment {
+                    request_id: request.id,
+                    offer_id: slot.offer_id,
+                });
             }
             None => blocked.push(key),
         }
@@ -73,35 +81,78 @@ mod tests {
     use super::*;
 
     fn request(id: u128, class: &str, count: u32, duration_ns: u64) -> Request {
-        Request { id, gpu_class: class.into(), region: None, gpu_count: count, duration_ns }
+        Request {
+            id,
+            gpu_class: class.into(),
+            region: None,
+            gpu_count: count,
+            duration_ns,
+        }
     }
 
     fn slot(offer_id: u128, class: &str, free: u32, end_ns: u64) -> Slot {
-        Slot { offer_id, gpu_class: class.into(), region: "bj".into(), free_gpus: free, end_ns }
+        Slot {
+            offer_id,
+            gpu_class: class.into(),
+            region: "bj".into(),
+            free_gpus: free,
+            end_ns,
+        }
     }
 
     #[test]
     fn arrival_order_within_a_class_and_best_fit() {
-        let queue = [request(1, "H100", 4, 10), request(2, "H100", 8, 10), request(3, "H100", 1, 10), request(4, "A100", 1, 10)];
-        let slots = [slot(10, "H100", 8, 100), slot(11, "H100", 5, 100), slot(12, "A100", 1, 100)];
+        let queue = [
+            request(1, "H100", 4, 10),
+            request(2, "H100", 8, 10),
+            request(3, "H100", 1, 10),
+            request(4, "A100", 1, 10),
+        ];
+        let slots = [
+            slot(10, "H100", 8, 100),
+            slot(11, "H100", 5, 100),
+            slot(12, "A100", 1, 100),
+        ];
         let got = allocate(&queue, &slots, 0);
         // 1 takes the tighter slot 11; 2 takes all of 10; 3 fits in what is left of 11; 4 is A100.
         assert_eq!(
             got,
             vec![
-                Assignment { request_id: 1, offer_id: 11 },
-                Assignment { request_id: 2, offer_id: 10 },
-                Assignment { request_id: 3, offer_id: 11 },
-                Assignment { request_id: 4, offer_id: 12 },
+                Assignment {
+                    request_id: 1,
+                    offer_id: 11
+                },
+                Assignment {
+                    request_id: 2,
+                    offer_id: 10
+                },
+                Assignment {
+                    request_id: 3,
+                    offer_id: 11
+                },
+                Assignment {
+                    request_id: 4,
+                    offer_id: 12
+                },
             ]
         );
     }
 
     #[test]
     fn a_blocked_request_holds_back_its_class_only() {
-        let queue = [request(1, "H100", 16, 10), request(2, "H100", 1, 10), request(3, "A100", 1, 10)];
+        let queue = [
+            request(1, "H100", 16, 10),
+            request(2, "H100", 1, 10),
+            request(3, "A100", 1, 10),
+        ];
         let slots = [slot(10, "H100", 8, 100), slot(12, "A100", 2, 100)];
-        assert_eq!(allocate(&queue, &slots, 0), vec![Assignment { request_id: 3, offer_id: 12 }]);
+        assert_eq!(
+            allocate(&queue, &slots, 0),
+            vec![Assignment {
+                request_id: 3,
+                offer_id: 12
+            }]
+        );
     }
 
     #[test]
@@ -109,7 +160,13 @@ mod tests {
         let mut far = request(1, "H100", 1, 10);
         far.region = Some("nowhere".into());
         let queue = [far, request(2, "H100", 1, 10)];
-        assert_eq!(allocate(&queue, &[slot(10, "H100", 8, 100)], 0), vec![Assignment { request_id: 2, offer_id: 10 }]);
+        assert_eq!(
+            allocate(&queue, &[slot(10, "H100", 8, 100)], 0),
+            vec![Assignment {
+                request_id: 2,
+                offer_id: 10
+            }]
+        );
     }
 
     #[test]

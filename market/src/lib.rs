@@ -32,7 +32,10 @@ mod tests {
 
     #[test]
     fn instrument_displays_as_base_slash_quote() {
-        let instrument = Instrument { base: "GPUH:H100".into(), quote: "CNY".into() };
+        let instrument = Instrument {
+            base: "GPUH:H100".into(),
+            quote: "CNY".into(),
+        };
         assert_eq!(instrument.to_string(), "GPUH:H100/CNY");
     }
 }

@@ -98,9 +98,15 @@ pub async fn start_node(config: NodeConfig) -> anyhow::Result<RunningNode> {
         Network::new(id, NetworkConfig::default()),
         faults.clone(),
     );
-    let raft = Raft::new(id, raft_config_from_env()?, network, log_store, state_machine)
-        .await
-        .map_err(|error| anyhow!("starting Raft: {error}"))?;
+    let raft = Raft::new(
+        id,
+        raft_config_from_env()?,
+        network,
+        log_store,
+        state_machine,
+    )
+    .await
+    .map_err(|error| anyhow!("starting Raft: {error}"))?;
 
     let (failure_sender, failures) = mpsc::channel(4);
     let (stop_raft_server, stop_raft_receiver) = watch::channel(false);
