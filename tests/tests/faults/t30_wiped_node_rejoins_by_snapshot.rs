@@ -40,7 +40,9 @@ fn newest_snapshot_end(data_dir: &Path) -> Option<u64> {
 #[test]
 fn a_wiped_node_rejoins_by_snapshot_and_converges() {
     let mut options = Options::new(3);
-    options.node_env.push(("CBANK_SNAPSHOT_LOGS".to_owned(), SNAPSHOT_LOGS.to_string()));
+    options
+        .node_env
+        .push(("CBANK_SNAPSHOT_LOGS".to_owned(), SNAPSHOT_LOGS.to_string()));
     let mut cluster = Cluster::start_with(options);
     let leader = cluster.leader();
     let wiped = cluster.followers()[0];

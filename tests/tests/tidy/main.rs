@@ -97,11 +97,26 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
 fn normal_tree(package: &str) -> BTreeSet<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = Command::new(cargo)
-        .args(["tree", "-p", package, "-e", "normal", "--prefix", "none", "--format", "{p}", "--offline"])
+        .args([
+            "tree",
+            "-p",
+            package,
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}",
+            "--offline",
+        ])
         .current_dir(workspace_root())
         .output()
         .expect("cargo tree runs");
-    assert!(output.status.success(), "cargo tree failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| line.split_whitespace().next())
@@ -124,9 +139,15 @@ fn core_dependency_violations(trees: &BTreeMap<&str, BTreeSet<String>>) -> Vec<S
 
 #[test]
 fn the_core_depends_on_nothing_that_does_io() {
-    let trees: BTreeMap<&str, BTreeSet<String>> =
-        ["ledger", "market"].into_iter().map(|core| (core, normal_tree(core))).collect();
-    assert!(trees["ledger"].contains("ed25519-dalek"), "the tree walk found ledger's dependencies: {:?}", trees["ledger"]);
+    let trees: BTreeMap<&str, BTreeSet<String>> = ["ledger", "market"]
+        .into_iter()
+        .map(|core| (core, normal_tree(core)))
+        .collect();
+    assert!(
+        trees["ledger"].contains("ed25519-dalek"),
+        "the tree walk found ledger's dependencies: {:?}",
+        trees["ledger"]
+    );
     let failures = core_dependency_violations(&trees);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -134,7 +155,10 @@ fn the_core_depends_on_nothing_that_does_io() {
 #[test]
 fn the_checker_catches_a_forbidden_dependency() {
     // The same check over a tree where ledger depends on tokio must fail: the test can fail.
-    let trees = BTreeMap::from([("ledger", BTreeSet::from(["serde".to_owned(), "tokio".to_owned()]))]);
+    let trees = BTreeMap::from([(
+        "ledger",
+        BTreeSet::from(["serde".to_owned(), "tokio".to_owned()]),
+    )]);
     assert_eq!(core_dependency_violations(&trees).len(), 1);
 }
 
