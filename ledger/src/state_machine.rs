@@ -55,6 +55,10 @@ pub(crate) struct State {
 pub struct Ledger {
     head: Head,
     last_timestamp_ns: u64,
+    /// Transfers stored so far by the command being applied (reset by every `apply`). Not
+    /// state: it only numbers `TransferRecord::sequence` within one journal entry.
+    #[serde(skip)]
+    transfers_in_entry: u32,
     pub(crate) state: State,
 }
 
@@ -107,6 +111,7 @@ impl Ledger {
             self.last_timestamp_ns
         );
         self.last_timestamp_ns = timestamp_ns;
+        self.transfers_in_entry = 0;
         let expired = self.expire_pending_transfers(timestamp_ns);
         self.forget_expired_nonces(timestamp_ns);
         let result = match self.check_envelope(command, timestamp_ns) {
@@ -861,6 +866,7 @@ impl Ledger {
                 PendingState::NotPending
             },
             journal_index,
+            sequence: self.next_transfer_sequence(),
         };
         if let Some(deadline) = record.deadline_ns() {
             self.state.pending_deadlines.insert((deadline, transfer.id));
@@ -979,6 +985,7 @@ impl Ledger {
             timestamp_ns,
             state: PendingState::NotPending,
             journal_index,
+            sequence: self.next_transfer_sequence(),
         };
         self.state.transfers.insert(transfer.id, record);
         undo.push(Undo::TransferInserted(transfer.id));
@@ -1027,6 +1034,12 @@ impl Ledger {
             expired.push(ExpiredTransfer { id });
         }
         expired
+    }
+
+    fn next_transfer_sequence(&mut self) -> u32 {
+        let sequence = self.transfers_in_entry;
+        self.transfers_in_entry += 1;
+        sequence
     }
 
     fn set_balances(&mut self, id: u128, balances: Balances, undo: &mut Vec<Undo>) {

@@ -82,23 +82,21 @@ pub fn statement<'a>(
         Transfer(&'a TransferRecord),
         Expiry(&'a TransferRecord),
     }
-    let mut events: Vec<(u64, u128, u8, Event<'a>)> = Vec::new();
+    // At one timestamp, expiries come first (they happen before the command is applied), then
+    // the command's transfers in the order it stored them.
+    let mut events: Vec<(u64, u8, u32, u128, Event<'a>)> = Vec::new();
     for record in records {
-        events.push((
-            record.timestamp_ns,
-            record.transfer.id,
-            0,
-            Event::Transfer(record),
-        ));
+        let key = (record.timestamp_ns, 1, record.sequence, record.transfer.id);
+        events.push((key.0, key.1, key.2, key.3, Event::Transfer(record)));
         if let PendingState::Expired { at_ns } = record.state {
-            events.push((at_ns, record.transfer.id, 1, Event::Expiry(record)));
+            events.push((at_ns, 0, 0, record.transfer.id, Event::Expiry(record)));
         }
     }
-    events.sort_by_key(|(at, id, order, _)| (*at, *order, *id));
+    events.sort_by_key(|(at, order, sequence, id, _)| (*at, *order, *sequence, *id));
     let mut balances = Balances::default();
     let mut opening = None;
     let mut lines = Vec::new();
-    for (at, _, _, event) in events {
+    for (at, _, _, _, event) in events {
         if at >= to_ns {
             break;
         }

@@ -105,6 +105,9 @@ pub struct TransferRecord {
     pub state: PendingState,
     /// The journal index of the command that created it.
     pub journal_index: u64,
+    /// Its place among the transfers the same journal entry stored (0, 1, 2…): the order in
+    /// which they were applied, so a statement can replay them exactly.
+    pub sequence: u32,
 }
 
 impl TransferRecord {

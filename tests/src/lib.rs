@@ -15,6 +15,8 @@
 //! - `cluster.rs`: [`Cluster`], n nodes bootstrapped into one Raft cluster with the fixture
 //!   applied, plus faults (kill -9, isolate, wipe) and convergence checks.
 //! - `wait.rs`: [`wait_for`], the one polling loop; every wait in the tests is bounded.
+//! - `agent.rs`: [`AgentProcess`], one `cbank agent` child process with its config, key file,
+//!   state folder and JSON event lines; SIGKILL, SIGTERM and restart.
 //!
 //! Every child process is killed when its owner drops, on panic too, and a failing test prints
 //! the tail of every node's log. This crate never sleeps where it can poll, and never talks to
@@ -22,6 +24,7 @@
 //!
 //! Start here: [`Cluster::start`].
 
+mod agent;
 mod api;
 mod binary;
 mod check;
@@ -34,6 +37,7 @@ mod process;
 mod sign;
 mod wait;
 
+pub use agent::{AgentEvent, AgentProcess, AgentSettings, SimDown};
 pub use api::{
     Api, ApiError, ClusterView, JournalPage, MemberView, RawResponse, StateView, WriteResponse,
 };
