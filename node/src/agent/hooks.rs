@@ -129,6 +129,14 @@ impl Hook {
                 }
             };
         }
+        // The wrapper writes the exit file as its last act: once it exists the hook has ended,
+        // even if its process is a zombie that an init which never reaps keeps "alive".
+        if let Some((code, at_ns)) = read_exit_file(&self.exit_file) {
+            return HookState::Exited {
+                code: Some(code),
+                at_ns,
+            };
+        }
         let alive = match self.pid {
             Some(pid) => group_alive(pid),
             // Started by an earlier run that died before recording the id: only the exit file
