@@ -38,8 +38,7 @@ fn build() -> PathBuf {
         .current_dir(workspace)
         .args([
             "build",
-            "-p",
-            "node",
+            "--workspace",
             "--bin",
             "cbank",
             "--message-format=json-render-diagnostics",
