@@ -419,7 +419,7 @@ impl Ledger {
     }
 
     /// Makes a transfer on the ledger's own authority; any failure undoes the command.
-    fn ledger_transfer(
+    pub(crate) fn ledger_transfer(
         &mut self,
         transfer: Transfer,
         timestamp_ns: u64,
@@ -433,7 +433,7 @@ impl Ledger {
     }
 
     /// Runs `f`, undoing every transfer it made if it fails.
-    fn atomically<T>(
+    pub(crate) fn atomically<T>(
         &mut self,
         f: impl FnOnce(&mut Ledger, &mut Vec<Undo>) -> Result<T, Reason>,
     ) -> Result<T, Reason> {
@@ -520,7 +520,7 @@ impl Ledger {
             offer.transfer_count += 1;
             let timeout_s = reservation_timeout_s(spec.end_ns, timestamp_ns);
             ledger.ledger_transfer(
-                pending(
+                Transfer::pending(
                     id,
                     mint,
                     account_id,
@@ -612,7 +612,7 @@ impl Ledger {
                     let id = Ledger::offer_transfer_id(&offer);
                     offer.transfer_count += 1;
                     ledger.ledger_transfer(
-                        void(id, pending_id, codes::OFFER_RELEASED),
+                        Transfer::void(id, pending_id, codes::OFFER_RELEASED),
                         timestamp_ns,
                         undo,
                     )?;
@@ -621,7 +621,7 @@ impl Ledger {
             if delivered > 0 {
                 let id = Ledger::offer_transfer_id(&offer);
                 offer.transfer_count += 1;
-                let transfer = plain(
+                let transfer = Transfer::plain(
                     id,
                     mint,
                     account_id,
@@ -637,7 +637,7 @@ impl Ledger {
                 let amount = u128::from(gpu_count) * u128::from(remaining_s);
                 let timeout_s = reservation_timeout_s(offer.spec.end_ns, timestamp_ns);
                 ledger.ledger_transfer(
-                    pending(
+                    Transfer::pending(
                         id,
                         mint,
                         account_id,
@@ -730,7 +730,7 @@ impl Ledger {
         let timeout_s =
             WITHDRAWAL_WAIT_S_MAX + spec.duration_s + (METER_REPORT_LATE_NS_MAX / NS_PER_S) as u32;
         self.atomically(|ledger, undo| {
-            let transfer = pending(
+            let transfer = Transfer::pending(
                 pending_id,
                 spec.account_id,
                 mint,
@@ -794,7 +794,7 @@ impl Ledger {
         );
         self.atomically(|ledger, undo| {
             ledger.ledger_transfer(
-                void(void_id, pending_id, codes::WITHDRAWAL_CANCELLED),
+                Transfer::void(void_id, pending_id, codes::WITHDRAWAL_CANCELLED),
                 timestamp_ns,
                 undo,
             )
@@ -879,12 +879,13 @@ impl Ledger {
             self.atomically(|ledger, undo| {
                 if charged == 0 {
                     ledger.ledger_transfer(
-                        void(post_id, pending_id, codes::WITHDRAWAL_CHARGED),
+                        Transfer::void(post_id, pending_id, codes::WITHDRAWAL_CHARGED),
                         timestamp_ns,
                         undo,
                     )
                 } else {
-                    let mut transfer = void(post_id, pending_id, codes::WITHDRAWAL_CHARGED);
+                    let mut transfer =
+                        Transfer::void(post_id, pending_id, codes::WITHDRAWAL_CHARGED);
                     transfer.flags = TransferFlags {
                         post_pending: true,
                         ..TransferFlags::default()
@@ -1018,55 +1019,4 @@ fn reservation_timeout_s(end_ns: u64, timestamp_ns: u64) -> u32 {
     u32::try_from(seconds)
         .unwrap_or(u32::MAX)
         .min(crate::limits::PENDING_TIMEOUT_S_MAX)
-}
-
-fn plain(
-    id: u128,
-    debit: u128,
-    credit: u128,
-    amount: u128,
-    code: u16,
-    reference: u128,
-) -> Transfer {
-    Transfer {
-        id,
-        debit_account_id: debit,
-        credit_account_id: credit,
-        amount,
-        pending_id: 0,
-        timeout_s: 0,
-        code,
-        reference,
-        flags: TransferFlags::default(),
-    }
-}
-
-fn pending(
-    id: u128,
-    debit: u128,
-    credit: u128,
-    amount: u128,
-    timeout_s: u32,
-    code: u16,
-    reference: u128,
-) -> Transfer {
-    Transfer {
-        timeout_s,
-        flags: TransferFlags {
-            pending: true,
-            ..TransferFlags::default()
-        },
-        ..plain(id, debit, credit, amount, code, reference)
-    }
-}
-
-fn void(id: u128, pending_id: u128, code: u16) -> Transfer {
-    Transfer {
-        pending_id,
-        flags: TransferFlags {
-            void_pending: true,
-            ..TransferFlags::default()
-        },
-        ..plain(id, 0, 0, 0, code, 0)
-    }
 }

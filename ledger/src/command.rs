@@ -10,6 +10,8 @@ use crate::account::NewAccount;
 use crate::asset::Asset;
 use crate::bank::{AllocationUpdate, GpuRate, HostSpec, MeterReport, OfferSpec, WithdrawalSpec};
 use crate::party::{PartyId, PublicKey, Role};
+use crate::shelf::{PackageSpec, PurchaseSpec, UsageEvent};
+use crate::trading::{OrderSpec, ProductSpec};
 use crate::transfer::Transfer;
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +64,32 @@ pub enum Command {
         allocation_id: u128,
         update: AllocationUpdate,
     },
+    /// Lists an order-book product in the catalogue (operator only).
+    ListProduct { product: ProductSpec },
+    /// Places an order on a product's book.
+    PlaceOrder { order: OrderSpec },
+    /// Cancels one of the signer's open orders; its reservation is released.
+    CancelOrder {
+        #[serde(with = "crate::wire::u128_text")]
+        order_id: u128,
+    },
+    /// Sets an open order's open quantity (base minor units, whole lots) and, optionally, its
+    /// price. Less at the same price keeps queue priority; a new price or more goes to the
+    /// back of the queue.
+    AmendOrder {
+        #[serde(with = "crate::wire::u128_text")]
+        order_id: u128,
+        #[serde(default, with = "crate::wire::option_u64_text")]
+        price: Option<u64>,
+        #[serde(with = "crate::wire::u128_text")]
+        quantity: u128,
+    },
+    /// Lists a fixed-price package on the shelf (operator or provider).
+    ListPackage { package: PackageSpec },
+    /// Buys one package.
+    BuyPackage { purchase: PurchaseSpec },
+    /// Reports token usage against buyers' quotas (provider only).
+    RecordUsage { events: Vec<UsageEvent> },
 }
 
 impl Command {
@@ -82,6 +110,13 @@ impl Command {
             Command::RequestWithdrawal { .. } => "request_withdrawal",
             Command::CancelWithdrawal { .. } => "cancel_withdrawal",
             Command::ReportAllocation { .. } => "report_allocation",
+            Command::ListProduct { .. } => "list_product",
+            Command::PlaceOrder { .. } => "place_order",
+            Command::CancelOrder { .. } => "cancel_order",
+            Command::AmendOrder { .. } => "amend_order",
+            Command::ListPackage { .. } => "list_package",
+            Command::BuyPackage { .. } => "buy_package",
+            Command::RecordUsage { .. } => "record_usage",
         }
     }
 }

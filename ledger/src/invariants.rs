@@ -3,9 +3,13 @@
 //! Used by property tests, by `cbank audit verify` and by replicas that want to prove their
 //! state sound. It only reads; a violation is reported as text naming what broke.
 
+use crate::account::AccountKind;
 use crate::asset::Asset;
+use crate::shelf::QuotaState;
 use crate::state_machine::Ledger;
+use crate::trading::OrderStatus;
 use crate::transfer::PendingState;
+use market::book::Side;
 use std::collections::BTreeMap;
 
 /// A 256-bit sum: totals over many accounts can pass `u128::MAX` even though every single
@@ -161,6 +165,130 @@ pub fn check(ledger: &Ledger) -> Result<(), String> {
         .collect();
     if counts != stored {
         return Err("I5: accounts per party do not match the accounts".to_owned());
+    }
+    check_market(ledger)?;
+    check_quotas(ledger)
+}
+
+/// I6: books and orders agree, continuous books are not crossed, and escrow holds exactly what
+/// open orders reserve (pending) and what packages have in stock (posted).
+fn check_market(ledger: &Ledger) -> Result<(), String> {
+    let market = ledger.market();
+    let mut reserved: BTreeMap<&Asset, u128> = BTreeMap::new();
+    let mut on_books = 0usize;
+    for product in market.products.values() {
+        on_books += product.book.len();
+        if product.spec.auction_interval_s.is_none() {
+            if let (Some(bid), Some(ask)) = (product.book.best_bid(), product.book.best_ask()) {
+                if bid >= ask {
+                    return Err(format!(
+                        "I6: book {} is crossed: bid {bid} ≥ ask {ask}",
+                        product.spec.product_id
+                    ));
+                }
+            }
+        }
+    }
+    let mut open = 0usize;
+    for order in market.orders.values() {
+        let id = order.spec.order_id;
+        if order.status != OrderStatus::Open {
+            if order.pending_transfer_id.is_some() {
+                return Err(format!("I6: order {id} is done but still reserves"));
+            }
+            continue;
+        }
+        open += 1;
+        let product = &market.products[&order.spec.product_id];
+        let resting = product.book.order(id);
+        let price = order.resting_price.unwrap_or(0);
+        if resting.is_none_or(|r| r.lots != order.open_lots || r.price != price) {
+            return Err(format!("I6: open order {id} differs from its book entry"));
+        }
+        let (asset, amount) = match order.spec.side {
+            Side::Buy => (
+                &product.spec.quote,
+                u128::from(price) * u128::from(order.open_lots),
+            ),
+            Side::Sell => (
+                &product.spec.base,
+                u128::from(order.open_lots) * product.spec.lot_size,
+            ),
+        };
+        let pending = order
+            .pending_transfer_id
+            .and_then(|pending| ledger.transfer(pending));
+        if pending.is_none_or(|t| t.state != PendingState::Pending || t.amount != amount) {
+            return Err(format!(
+                "I6: open order {id} does not reserve exactly {amount}"
+            ));
+        }
+        *reserved.entry(asset).or_default() += amount;
+    }
+    if open != on_books {
+        return Err(format!(
+            "I6: {on_books} orders on the books, {open} open orders"
+        ));
+    }
+    let mut stocked: BTreeMap<&Asset, u128> = BTreeMap::new();
+    for package in market.shelf.packages.values() {
+        if package.spec.goods_account_id.is_some() {
+            *stocked.entry(&package.spec.asset).or_default() +=
+                package.spec.quantity * u128::from(package.remaining());
+        }
+    }
+    for asset in ledger.assets() {
+        let escrow = ledger
+            .system_account(asset, AccountKind::Escrow)
+            .map(|a| a.balances)
+            .unwrap_or_default();
+        let want_pending = reserved.get(asset).copied().unwrap_or(0);
+        let want_posted = stocked.get(asset).copied().unwrap_or(0);
+        let posted = escrow.credits_posted - escrow.debits_posted.min(escrow.credits_posted);
+        if escrow.credits_pending != want_pending || posted != want_posted {
+            return Err(format!(
+                "I6: {asset} escrow holds {} pending / {posted} posted, orders reserve \
+                 {want_pending} and packages stock {want_posted}",
+                escrow.credits_pending
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// I7: no quota is used beyond its grant, and the quota indexes name exactly the unexpired
+/// quotas.
+fn check_quotas(ledger: &Ledger) -> Result<(), String> {
+    let shelf = ledger.shelf();
+    let mut unexpired = 0usize;
+    for quota in shelf.quotas.values() {
+        if quota.used > quota.granted {
+            return Err(format!(
+                "I7: quota {} used beyond its grant",
+                quota.quota_id
+            ));
+        }
+        if !matches!(quota.state, QuotaState::Expired { .. }) {
+            unexpired += 1;
+            let indexed = shelf
+                .live_quotas
+                .get(&(quota.account_id, quota.provider.clone()))
+                .is_some_and(|set| set.contains(&(quota.expires_at_ns, quota.quota_id)));
+            if !indexed
+                || !shelf
+                    .quota_expiries
+                    .contains(&(quota.expires_at_ns, quota.quota_id))
+            {
+                return Err(format!("I7: quota {} is not indexed", quota.quota_id));
+            }
+        }
+    }
+    let live: usize = shelf.live_quotas.values().map(|set| set.len()).sum();
+    if live != unexpired || shelf.quota_expiries.len() != unexpired {
+        return Err(format!(
+            "I7: {unexpired} unexpired quotas, {live} live and {} expiry entries",
+            shelf.quota_expiries.len()
+        ));
     }
     Ok(())
 }

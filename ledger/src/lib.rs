@@ -26,9 +26,11 @@ pub mod outcome;
 pub mod party;
 pub mod reason;
 pub mod rights;
+pub mod shelf;
 pub mod state_machine;
 pub mod statement;
 pub mod testing;
+pub mod trading;
 pub mod transfer;
 pub mod wire;
 

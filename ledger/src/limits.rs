@@ -92,6 +92,51 @@ pub const WITHDRAWAL_DURATION_S_MAX: u32 = 7 * 24 * 3600;
 /// How long a withdrawal may wait in the queue before its reservation expires (refunded).
 pub const WITHDRAWAL_WAIT_S_MAX: u32 = 7 * 24 * 3600;
 
+/// Order-book products in the catalogue.
+pub const PRODUCTS_MAX: usize = 1_024;
+
+/// Resting orders in one book.
+pub const ORDERS_PER_BOOK_MAX: usize = 1_000_000;
+
+/// The most lots one order may ask for.
+pub const ORDER_LOTS_MAX: u64 = 1_000_000_000;
+
+/// The highest price per lot (¥10 billion in fen): price × lots always fits in u128.
+pub const PRICE_MAX: u64 = 1_000_000_000_000;
+
+/// The highest trading fee, in basis points (10%).
+pub const FEE_BPS_MAX: u16 = 1_000;
+
+/// The longest auction interval (one day).
+pub const AUCTION_INTERVAL_S_MAX: u32 = 24 * 3600;
+
+/// Packages on the shelf.
+pub const PACKAGES_MAX: usize = 10_000;
+
+/// The most units of one package in stock.
+pub const PACKAGE_STOCK_MAX: u64 = 1_000_000_000;
+
+/// The longest validity of a token package (366 days).
+pub const QUOTA_VALIDITY_S_MAX: u32 = 366 * 24 * 3600;
+
+/// Bytes of a package title.
+pub const PACKAGE_TITLE_BYTES_MAX: usize = 128;
+
+/// Usage events in one batch.
+pub const USAGE_EVENTS_PER_BATCH_MAX: usize = 8_190;
+
+/// How late a usage event may arrive (six hours after it happened).
+pub const USAGE_LATE_NS_MAX: u64 = 6 * 3600 * NS_PER_S;
+
+/// How far ahead of the command's time a usage event may be stamped (provider clock skew).
+pub const USAGE_FUTURE_NS_MAX: u64 = 60 * NS_PER_S;
+
+/// Tokens in one usage event.
+pub const USAGE_TOKENS_MAX: u64 = 1_000_000_000_000;
+
+/// Scheduled events (quota expiries) processed before one command; the rest wait.
+pub const SCHEDULED_PER_COMMAND_MAX: usize = 1_024;
+
 /// Nanoseconds in a second; timestamps are nanoseconds since the Unix epoch.
 pub const NS_PER_S: u64 = 1_000_000_000;
 
@@ -111,3 +156,5 @@ const _: () = assert!(
 const _: () = assert!(ACCOUNTS_PER_BATCH_MAX as u64 <= ACCOUNTS_PER_PARTY_MAX as u64);
 const _: () = assert!(KEYS_PER_COMMAND_MAX <= KEYS_PER_PARTY_MAX);
 const _: () = assert!((COMMAND_BYTES_MAX as u64) < u32::MAX as u64);
+const _: () = assert!((PRICE_MAX as u128) * (ORDER_LOTS_MAX as u128) < u128::MAX / 4);
+const _: () = assert!(USAGE_EVENTS_PER_BATCH_MAX * 64 < COMMAND_BYTES_MAX);

@@ -5,6 +5,8 @@
 //! so a full batch that succeeds records a short outcome.
 
 use crate::reason::Reason;
+use crate::shelf::{QuotaExpired, UsageRecorded};
+use crate::trading::{AuctionCleared, Placed};
 use serde::{Deserialize, Serialize};
 
 /// One event of a batch that did not simply apply: its index in the batch and why.
@@ -47,6 +49,22 @@ pub enum Effect {
     },
     WithdrawalCancelled,
     AllocationUpdated,
+    ProductListed {
+        repeated: bool,
+    },
+    /// `None`: the same order was placed before; nothing changed.
+    OrderPlaced(Option<Placed>),
+    OrderCancelled,
+    OrderAmended {
+        kept_priority: bool,
+    },
+    PackageListed {
+        repeated: bool,
+    },
+    PackageBought {
+        repeated: bool,
+    },
+    UsageRecorded(UsageRecorded),
 }
 
 /// The result of one command.
@@ -62,7 +80,19 @@ pub enum CommandResult {
 pub struct Outcome {
     /// Pending transfers that timed out at this command's timestamp, before it was applied.
     pub expired: Vec<ExpiredTransfer>,
+    /// What fell due by this command's timestamp, before it was applied: auctions that
+    /// cleared and quotas that expired.
+    #[serde(default)]
+    pub scheduled: Vec<Scheduled>,
     pub result: CommandResult,
+}
+
+/// Something the ledger did on schedule (by command time), before a command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scheduled {
+    AuctionCleared(AuctionCleared),
+    QuotaExpired(QuotaExpired),
 }
 
 /// A pending transfer released by its timeout.

@@ -199,6 +199,75 @@ reason_codes! {
     /// The update does not follow granted → running → completed | failed.
     AllocationStateInvalid = 181, "allocation_state_invalid";
     DeliveredExceedsAllocation = 182, "delivered_exceeds_allocation";
+
+    // The supermarket: products and orders (`spec/market.md`).
+    ProductUnknown = 200, "product_unknown";
+    /// A product id must be 1 to 64 bytes of `[A-Za-z0-9:@/._-]`.
+    ProductIdInvalid = 201, "product_id_invalid";
+    ProductExistsWithDifferentFields = 202, "product_exists_with_different_fields";
+    /// Zero lot or tick, a fee above the maximum, base equal to quote, an auction interval out
+    /// of range, or an unregistered asset.
+    ProductSpecInvalid = 203, "product_spec_invalid";
+    ProductsLimitReached = 204, "products_limit_reached";
+    OrderExistsWithDifferentFields = 210, "order_exists_with_different_fields";
+    OrderUnknown = 211, "order_unknown";
+    /// The order belongs to another party.
+    NotOrderOwner = 212, "not_order_owner";
+    /// The order is filled or cancelled already.
+    OrderNotOpen = 213, "order_not_open";
+    /// A market order that is GTC or post-only, or a post-only order that is IOC or FOK.
+    OrderTypeInvalid = 214, "order_type_invalid";
+    /// A zero price, or one above `PRICE_MAX`.
+    PriceInvalid = 215, "price_invalid";
+    /// The price is not a whole number of the product's ticks.
+    PriceNotOnTick = 216, "price_not_on_tick";
+    /// Zero lots, or more than `ORDER_LOTS_MAX`.
+    LotsInvalid = 217, "lots_invalid";
+    /// The paying account's available balance does not cover the order.
+    InsufficientFunds = 218, "insufficient_funds";
+    /// The selling account's available balance does not cover the lots.
+    InsufficientGoods = 219, "insufficient_goods";
+    PostOnlyWouldCross = 220, "post_only_would_cross";
+    FillOrKillUnfillable = 221, "fill_or_kill_unfillable";
+    /// Auction products take GTC limit orders only.
+    OrderTypeNotInAuction = 222, "order_type_not_in_auction";
+    /// In an auction book an order may not cross the same party's own opposite order.
+    SelfCrossInAuction = 223, "self_cross_in_auction";
+    /// On a continuous book an amendment never trades; cancel and place instead.
+    AmendWouldCross = 224, "amend_would_cross";
+    /// An account the command names does not exist.
+    AccountUnknown = 225, "account_unknown";
+    /// The book holds `ORDERS_PER_BOOK_MAX` orders.
+    BookFull = 226, "book_full";
+    /// The quantity is not a whole number of the product's lots.
+    QuantityNotOnLot = 227, "quantity_not_on_lot";
+
+    // The shelf: fixed-price packages.
+    PackageIdInvalid = 230, "package_id_invalid";
+    PackageExistsWithDifferentFields = 231, "package_exists_with_different_fields";
+    PackageUnknown = 232, "package_unknown";
+    /// Zero quantity, price or stock; a token package without validity (or a GPU package with
+    /// one); a title too long; the wrong accounts for the asset.
+    PackageSpecInvalid = 233, "package_spec_invalid";
+    PackageSoldOut = 234, "package_sold_out";
+    PurchaseExistsWithDifferentFields = 235, "purchase_exists_with_different_fields";
+    PackagesLimitReached = 236, "packages_limit_reached";
+    /// A token package must name a registered provider party (a provider lists only its own).
+    PackageProviderInvalid = 237, "package_provider_invalid";
+
+    // Token quotas and usage metering.
+    /// This provider already reported an event with this id (nothing changed).
+    UsageEventExists = 240, "usage_event_exists";
+    /// The event is older than `USAGE_LATE_NS_MAX` at the command's time.
+    UsageEventTooLate = 241, "usage_event_too_late";
+    /// The event is later than the command's time plus `USAGE_FUTURE_NS_MAX`.
+    UsageEventInFuture = 242, "usage_event_in_future";
+    /// The quotas ran out: the event's excess tokens were rejected.
+    QuotaExhausted = 243, "quota_exhausted";
+    /// The account has no live quota served by this provider.
+    QuotaNone = 244, "quota_none";
+    /// Zero tokens, or more than `USAGE_TOKENS_MAX`.
+    UsageEventInvalid = 245, "usage_event_invalid";
 }
 
 impl Serialize for Reason {

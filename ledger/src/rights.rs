@@ -38,5 +38,13 @@ pub fn permitted(role: Role, signer: &PartyId, command: &Command) -> bool {
         | Command::OfferCapacity { .. }
         | Command::ReportMeter { .. }
         | Command::ReportAllocation { .. } => role == Role::Institution,
+        Command::ListProduct { .. } => role == Role::Operator,
+        // Anyone who holds balances may trade and buy; auditors hold nothing.
+        Command::PlaceOrder { .. }
+        | Command::CancelOrder { .. }
+        | Command::AmendOrder { .. }
+        | Command::BuyPackage { .. } => role != Role::Auditor,
+        Command::ListPackage { .. } => matches!(role, Role::Operator | Role::Provider),
+        Command::RecordUsage { .. } => role == Role::Provider,
     }
 }

@@ -18,7 +18,7 @@ use crate::limits::{
     KEY_HISTORY_PER_PARTY_MAX, PARTIES_MAX, PENDING_TIMEOUT_S_MAX, SNAPSHOT_BYTES_MAX,
     TRANSFERS_PER_BATCH_MAX,
 };
-use crate::outcome::{CommandResult, Effect, EventResult, ExpiredTransfer, Outcome};
+use crate::outcome::{CommandResult, Effect, EventResult, ExpiredTransfer, Outcome, Scheduled};
 use crate::party::{KeyRecord, Party, PartyId, PublicKey, Role};
 use crate::reason::Reason;
 use crate::rights;
@@ -48,6 +48,8 @@ pub(crate) struct State {
     pub(crate) nonce_expiries: BTreeSet<(u64, PartyId, u128)>,
     /// The compute bank: hosts, offers, meter reports, withdrawals, allocations.
     pub(crate) bank: crate::bank::BankState,
+    /// The supermarket: products, books, orders, trades, the shelf and token quotas.
+    pub(crate) market: crate::trading::MarketState,
 }
 
 /// The replicated state machine.
@@ -114,6 +116,16 @@ impl Ledger {
         self.transfers_in_entry = 0;
         let expired = self.expire_pending_transfers(timestamp_ns);
         self.forget_expired_nonces(timestamp_ns);
+        let mut scheduled: Vec<Scheduled> = self
+            .clear_due_auctions(timestamp_ns)
+            .into_iter()
+            .map(Scheduled::AuctionCleared)
+            .collect();
+        scheduled.extend(
+            self.expire_quotas(timestamp_ns)
+                .into_iter()
+                .map(Scheduled::QuotaExpired),
+        );
         let result = match self.check_envelope(command, timestamp_ns) {
             Err(reason) => CommandResult::Rejected(reason),
             Ok((role, agent_host)) => {
@@ -127,7 +139,11 @@ impl Ledger {
             &self.head,
             timestamp_ns,
             command.clone(),
-            Outcome { expired, result },
+            Outcome {
+                expired,
+                scheduled,
+                result,
+            },
         );
         self.head = entry.head();
         entry
@@ -403,6 +419,43 @@ impl Ledger {
                 self.report_allocation(bank_signer, *allocation_id, *update, timestamp_ns)?;
                 Ok(Effect::AllocationUpdated)
             }
+            Command::ListProduct { product } => {
+                let new = self.list_product(product, timestamp_ns)?;
+                Ok(Effect::ProductListed { repeated: !new })
+            }
+            Command::PlaceOrder { order } => Ok(Effect::OrderPlaced(self.place_order(
+                signer,
+                order,
+                timestamp_ns,
+            )?)),
+            Command::CancelOrder { order_id } => {
+                self.cancel_order(signer, *order_id, timestamp_ns)?;
+                Ok(Effect::OrderCancelled)
+            }
+            Command::AmendOrder {
+                order_id,
+                price,
+                quantity,
+            } => {
+                let kept_priority =
+                    self.amend_order(signer, *order_id, *price, *quantity, timestamp_ns)?;
+                Ok(Effect::OrderAmended { kept_priority })
+            }
+            Command::ListPackage { package } => {
+                let new = self.list_package(signer, role, package, timestamp_ns)?;
+                Ok(Effect::PackageListed { repeated: !new })
+            }
+            Command::BuyPackage { purchase } => {
+                let bought = self.buy_package(signer, purchase, timestamp_ns)?;
+                Ok(Effect::PackageBought {
+                    repeated: bought.is_none(),
+                })
+            }
+            Command::RecordUsage { events } => Ok(Effect::UsageRecorded(self.record_usage(
+                signer,
+                events,
+                timestamp_ns,
+            )?)),
         }
     }
 
@@ -795,7 +848,9 @@ impl Ledger {
         if !pending && transfer.timeout_s != 0 {
             return Err(Reason::TimeoutReservedForPendingTransfer);
         }
-        if pending && transfer.timeout_s == 0 {
+        // Only the ledger may reserve without a deadline (a resting order's reservation lasts
+        // as long as the order); a party's reservation must lapse on its own.
+        if pending && transfer.timeout_s == 0 && matches!(acting, Acting::Party(_)) {
             return Err(Reason::PendingTransferTimeoutRequired);
         }
         if transfer.timeout_s > PENDING_TIMEOUT_S_MAX {

@@ -120,3 +120,59 @@ impl TransferRecord {
         Some(self.timestamp_ns.saturating_add(timeout_ns))
     }
 }
+
+impl Transfer {
+    /// A posted transfer the ledger makes on its own authority (no flags, no timeout).
+    pub(crate) fn plain(
+        id: u128,
+        debit: u128,
+        credit: u128,
+        amount: u128,
+        code: u16,
+        reference: u128,
+    ) -> Transfer {
+        Transfer {
+            id,
+            debit_account_id: debit,
+            credit_account_id: credit,
+            amount,
+            pending_id: 0,
+            timeout_s: 0,
+            code,
+            reference,
+            flags: TransferFlags::default(),
+        }
+    }
+
+    /// A pending transfer (a reservation); `timeout_s` 0 only on the ledger's own authority.
+    pub(crate) fn pending(
+        id: u128,
+        debit: u128,
+        credit: u128,
+        amount: u128,
+        timeout_s: u32,
+        code: u16,
+        reference: u128,
+    ) -> Transfer {
+        Transfer {
+            timeout_s,
+            flags: TransferFlags {
+                pending: true,
+                ..TransferFlags::default()
+            },
+            ..Transfer::plain(id, debit, credit, amount, code, reference)
+        }
+    }
+
+    /// Voids pending transfer `pending_id` in full.
+    pub(crate) fn void(id: u128, pending_id: u128, code: u16) -> Transfer {
+        Transfer {
+            pending_id,
+            flags: TransferFlags {
+                void_pending: true,
+                ..TransferFlags::default()
+            },
+            ..Transfer::plain(id, 0, 0, 0, code, 0)
+        }
+    }
+}

@@ -112,6 +112,27 @@ pub mod option_u128_text {
     }
 }
 
+/// `Vec<u128>` as a list of decimal strings in JSON.
+pub mod vec_u128_text {
+    use super::*;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize)]
+    struct Text(#[serde(with = "super::u128_text")] u128);
+
+    pub fn serialize<S: Serializer>(value: &[u128], serializer: S) -> Result<S::Ok, S::Error> {
+        let texts: Vec<Text> = value.iter().copied().map(Text).collect();
+        texts.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u128>, D::Error> {
+        Ok(Vec::<Text>::deserialize(deserializer)?
+            .into_iter()
+            .map(|text| text.0)
+            .collect())
+    }
+}
+
 /// A fixed-size byte array: hex in JSON, raw bytes (no length prefix) in canonical bytes.
 pub mod hex_array {
     use super::*;

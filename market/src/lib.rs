@@ -1,13 +1,14 @@
 //! The compute supermarket's core: products, order books and matching.
 //!
 //! Pure and deterministic: no I/O, no clock, no randomness. Time, when it matters, is an argument.
-//! Today it holds the allocation engine (`allocation.rs`: which queued GPU requests get which
-//! offered capacity) and the instrument names; order books and matching come with the
-//! supermarket work.
+//! It holds the allocation engine (`allocation.rs`: which queued GPU requests get which offered
+//! capacity), the order books (`book.rs`: continuous matching in strict price-time priority with
+//! self-trade prevention and budgets, and uniform-price call auctions) and the instrument names.
 //!
-//! Start here: [`allocation::allocate`].
+//! Start here: [`allocation::allocate`], then [`book::Book::plan`].
 
 pub mod allocation;
+pub mod book;
 
 use serde::{Deserialize, Serialize};
 
