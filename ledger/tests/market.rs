@@ -6,7 +6,7 @@ use ledger::ids::system_account_id;
 use ledger::limits::NS_PER_S;
 use ledger::outcome::Scheduled;
 use ledger::shelf::{PackageSpec, PurchaseSpec, QuotaState, UsageEvent};
-use ledger::testing::{Harness, MAIN, OPERATOR};
+use ledger::testing::{Harness, Rng, MAIN, OPERATOR};
 use ledger::trading::{OrderSpec, OrderStatus, ProductSpec};
 use ledger::{
     AccountKind, Asset, Command, CommandResult, Effect, JournalEntry, Reason, Role, Transfer,
@@ -658,23 +658,6 @@ fn bad_orders_get_their_own_reason_and_change_nothing() {
             h.ledger.market().clone(),
         );
         assert!(before == after, "{reason:?} changed nothing");
-    }
-}
-
-/// A small deterministic generator (splitmix64), so the test needs no randomness crate.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 

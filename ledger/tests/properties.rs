@@ -11,31 +11,10 @@
 use ledger::account::AccountKind;
 use ledger::envelope::Signature;
 use ledger::limits::NS_PER_S;
+use ledger::testing::Rng;
 use ledger::testing::{demo_key, Harness, MAIN, OPERATOR};
 use ledger::{Command, Ledger, PartyId, Reason, Role, SignedCommand, Transfer, TransferFlags};
 use std::collections::{BTreeMap, BTreeSet};
-
-/// SplitMix64: small, seedable, good enough to generate test streams.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
 
 fn seed() -> u64 {
     match std::env::var("CBANK_SEED") {
@@ -145,7 +124,7 @@ fn random_transfer(rng: &mut Rng, world: &mut World, signer: &str) -> Transfer {
     };
     let amount = match rng.below(10) {
         0 => 0,
-        1 => u128::from(rng.next()) * u128::from(rng.next()),
+        1 => u128::from(rng.next_u64()) * u128::from(rng.next_u64()),
         2..=4 => u128::from(rng.below(1_000_000)),
         _ => u128::from(rng.below(5_000)) + 1,
     };
@@ -226,7 +205,7 @@ fn random_command(rng: &mut Rng, h: &mut Harness, world: &mut World) -> SignedCo
             let other = *rng.pick(&signers);
             demo_key(other).sign(
                 PartyId::new(signer),
-                u128::from(rng.next()),
+                u128::from(rng.next_u64()),
                 h.now_ns + 30 * NS_PER_S,
                 Command::CreateTransfers {
                     transfers: vec![random_transfer(rng, world, signer)],
