@@ -676,15 +676,17 @@ fn random_market_streams_keep_every_invariant_and_replicas_agree() {
     for party in ["univ", "lab"] {
         fund(&mut h, "CNY", cny(number(party)), 500_000);
     }
+    token_package(&mut h);
     let mut replica = h.ledger.clone();
     let parties = ["univ", "lab", "sme-a", "sme-b"];
     let mut next_id = 1_000u128;
     let mut placed_ids: Vec<(String, u128)> = Vec::new();
     let mut accepted = 0;
     let mut trades = 0;
+    let (mut consumed, mut alerts, mut expired) = (0u128, 0, 0);
     for step in 0..3_000 {
         let party = parties[rng.below(4) as usize];
-        let command = match rng.below(10) {
+        let command = match rng.below(12) {
             0..=5 => {
                 next_id += 1;
                 let product = if rng.below(4) == 0 {
@@ -746,8 +748,33 @@ fn random_market_streams_keep_every_invariant_and_replicas_agree() {
                     },
                 )
             }
+            10 => {
+                next_id += 1;
+                let n = number(party);
+                let buy = Command::BuyPackage {
+                    purchase: PurchaseSpec {
+                        purchase_id: next_id,
+                        package_id: "qwen-10m".into(),
+                        pay_account_id: cny(n),
+                        receive_account_id: tok(n),
+                    },
+                };
+                (party.to_owned(), buy)
+            }
+            11 => {
+                // Usage with event ids from a small range, so some repeat.
+                let at = h.now_ns - rng.below(3) * NS_PER_S;
+                let events = (0..1 + rng.below(4))
+                    .map(|_| (1 + u128::from(rng.below(500)), 1 + rng.below(4_000_000)))
+                    .collect::<Vec<_>>();
+                let account = tok(number(parties[rng.below(4) as usize]));
+                ("qwen-cloud".to_owned(), usage(&events, account, at))
+            }
             _ => {
-                // Let time pass so auctions clear.
+                // Let time pass so auctions clear (and, rarely, quotas expire).
+                if rng.below(50) == 0 {
+                    h.now_ns += 30 * 24 * 3600 * NS_PER_S;
+                }
                 h.now_ns += rng.below(5) * NS_PER_S;
                 next_id += 1;
                 (party.to_owned(), limit(party, next_id, Side::Buy, 1, 1))
@@ -767,9 +794,14 @@ fn random_market_streams_keep_every_invariant_and_replicas_agree() {
         if let CommandResult::Accepted(Effect::OrderPlaced(Some(p))) = &entry.body.outcome.result {
             trades += p.trades.len();
         }
+        if let CommandResult::Accepted(Effect::UsageRecorded(r)) = &entry.body.outcome.result {
+            consumed += r.consumed;
+            alerts += r.alerts.len();
+        }
         for s in &entry.body.outcome.scheduled {
-            if let Scheduled::AuctionCleared(c) = s {
-                trades += c.trades.len();
+            match s {
+                Scheduled::AuctionCleared(c) => trades += c.trades.len(),
+                Scheduled::QuotaExpired(_) => expired += 1,
             }
         }
         let book = &h.ledger.product(CONTINUOUS).unwrap().book;
@@ -785,8 +817,12 @@ fn random_market_streams_keep_every_invariant_and_replicas_agree() {
     }
     check_market(&h);
     assert_eq!(h.ledger.state_hash(), replica.state_hash());
-    println!("3000 commands, {accepted} accepted, {trades} trades");
+    println!(
+        "3000 commands, {accepted} accepted, {trades} trades, {consumed} tokens metered, \
+         {alerts} alerts, {expired} quotas expired"
+    );
     assert!(trades > 100, "the stream trades: {trades}");
+    assert!(alerts > 0 && consumed > 0, "the stream meters usage");
 }
 
 /// The invariants of `spec/invariants.md` plus the market's own: escrow holds exactly what
