@@ -861,3 +861,87 @@ fn check_market(h: &Harness) {
     assert_eq!(escrow("GPUH:H100").credits_pending, reserved_goods);
     assert_eq!(escrow("CNY").credits_posted, 0);
 }
+
+#[test]
+fn a_gpu_package_is_stocked_in_escrow_and_sold_at_its_price() {
+    let mut h = market();
+    // The operator lists "100 H100 GPU-hours, ¥2,000" with 5 in stock, from its own account.
+    h.open_account(OPERATOR, 900, "GPUH:H100", MAIN, true);
+    h.open_account(OPERATOR, 901, "CNY", MAIN, true);
+    fund(&mut h, "GPUH:H100", 900, 1_000 * HOUR);
+    let package = |stock| PackageSpec {
+        package_id: "h100-100h".into(),
+        title: "100 H100 GPU-hours".into(),
+        asset: "GPUH:H100".parse().unwrap(),
+        quantity: 100 * HOUR,
+        price: 200_000,
+        validity_s: 0,
+        stock,
+        seller_account_id: 901,
+        goods_account_id: Some(900),
+        provider: None,
+    };
+    // Stock beyond the account's balance is refused; 5 × 100 hours move into escrow.
+    let too_much = h.submit(
+        OPERATOR,
+        Command::ListPackage {
+            package: package(11),
+        },
+    );
+    assert_eq!(rejected(&too_much), Some(Reason::InsufficientGoods));
+    h.expect_accepted(
+        OPERATOR,
+        Command::ListPackage {
+            package: package(5),
+        },
+    );
+    assert_eq!(balance(&h, 900), (500 * HOUR as i128, 0));
+    assert_eq!(
+        system(&h, "GPUH:H100", AccountKind::Escrow),
+        500 * HOUR as i128
+    );
+    // An institution may not list; sme-a buys one: ¥2,000 out, 100 hours in.
+    let listed_by_institution = h.submit(
+        "univ",
+        Command::ListPackage {
+            package: PackageSpec {
+                package_id: "univ-pack".into(),
+                ..package(1)
+            },
+        },
+    );
+    assert_eq!(rejected(&listed_by_institution), Some(Reason::NotPermitted));
+    h.expect_accepted(
+        "sme-a",
+        Command::BuyPackage {
+            purchase: PurchaseSpec {
+                purchase_id: 1,
+                package_id: "h100-100h".into(),
+                pay_account_id: cny(3),
+                receive_account_id: gpuh(3),
+            },
+        },
+    );
+    assert_eq!(balance(&h, cny(3)), (800_000, 0));
+    assert_eq!(balance(&h, gpuh(3)), (100 * HOUR as i128, 0));
+    assert_eq!(balance(&h, 901), (200_000, 0));
+    assert_eq!(
+        system(&h, "GPUH:H100", AccountKind::Escrow),
+        400 * HOUR as i128
+    );
+    assert_eq!(h.ledger.shelf().packages["h100-100h"].remaining(), 4);
+    // Paying with another SME's account is refused.
+    let theft = h.submit(
+        "sme-a",
+        Command::BuyPackage {
+            purchase: PurchaseSpec {
+                purchase_id: 2,
+                package_id: "h100-100h".into(),
+                pay_account_id: cny(4),
+                receive_account_id: gpuh(3),
+            },
+        },
+    );
+    assert_eq!(rejected(&theft), Some(Reason::NotAccountOwner));
+    h.ledger.check_invariants().unwrap();
+}
