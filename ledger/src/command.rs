@@ -13,6 +13,7 @@ use crate::party::{PartyId, PublicKey, Role};
 use crate::shelf::{PackageSpec, PurchaseSpec, UsageEvent};
 use crate::trading::{OrderSpec, ProductSpec};
 use crate::transfer::Transfer;
+use crate::vouchers::{ProgrammeSpec, VoucherSpec};
 use serde::{Deserialize, Serialize};
 
 /// Every command the ledger knows. Append new variants at the end only.
@@ -90,6 +91,15 @@ pub enum Command {
     BuyPackage { purchase: PurchaseSpec },
     /// Reports token usage against buyers' quotas (provider only).
     RecordUsage { events: Vec<UsageEvent> },
+    /// Creates a voucher programme and moves its budget into it (government only).
+    CreateProgramme { programme: ProgrammeSpec },
+    /// Issues a voucher from one of the signer's programmes.
+    IssueVoucher { voucher: VoucherSpec },
+    /// Revokes a live voucher of one of the signer's programmes; what is left returns.
+    RevokeVoucher {
+        #[serde(with = "crate::wire::u128_text")]
+        voucher_id: u128,
+    },
 }
 
 impl Command {
@@ -117,6 +127,9 @@ impl Command {
             Command::ListPackage { .. } => "list_package",
             Command::BuyPackage { .. } => "buy_package",
             Command::RecordUsage { .. } => "record_usage",
+            Command::CreateProgramme { .. } => "create_programme",
+            Command::IssueVoucher { .. } => "issue_voucher",
+            Command::RevokeVoucher { .. } => "revoke_voucher",
         }
     }
 }

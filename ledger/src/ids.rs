@@ -75,4 +75,38 @@ mod tests {
         assert!(mint & LEDGER_ID_BIT != 0 && fees & LEDGER_ID_BIT != 0);
         assert_ne!(derived_id("a", &[b"bc"]), derived_id("a", &[b"b", b"c"]));
     }
+
+    #[test]
+    fn derived_transfer_ids_are_the_check_values_of_the_bank_spec() {
+        // spec/bank.md §1.1 and §9: offer-transfer(offer, sequence) and
+        // withdrawal-transfer(withdrawal, byte).
+        let offer = |id: u128, sequence: u32| {
+            derived_id(
+                "cbank.offer-transfer.v1",
+                &[&id.to_le_bytes(), &sequence.to_le_bytes()],
+            )
+        };
+        let withdrawal = |id: u128, byte: u8| {
+            derived_id(
+                "cbank.withdrawal-transfer.v1",
+                &[&id.to_le_bytes(), &[byte]],
+            )
+        };
+        assert_eq!(
+            offer(500, 0),
+            241_945_553_054_130_536_024_084_394_711_148_046_157
+        );
+        assert_eq!(
+            offer(500, 6),
+            216_298_035_758_159_207_519_509_139_777_594_204_466
+        );
+        assert_eq!(
+            withdrawal(700, 0),
+            214_326_342_688_069_224_085_907_636_787_662_263_914
+        );
+        assert_eq!(
+            withdrawal(700, 2),
+            211_259_825_584_018_844_642_239_016_430_004_146_732
+        );
+    }
 }

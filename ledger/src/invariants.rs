@@ -167,7 +167,65 @@ pub fn check(ledger: &Ledger) -> Result<(), String> {
         return Err("I5: accounts per party do not match the accounts".to_owned());
     }
     check_market(ledger)?;
-    check_quotas(ledger)
+    check_quotas(ledger)?;
+    check_vouchers(ledger)
+}
+
+/// I8: every programme's money is accounted for: its account holds the unissued budget, each
+/// voucher account what the voucher has left; issued = redeemed + expired + revoked +
+/// outstanding; no beneficiary is paid beyond the yearly cap and no redemption beyond the
+/// programme's share of its purchase.
+fn check_vouchers(ledger: &Ledger) -> Result<(), String> {
+    let state = ledger.vouchers();
+    let posted = |id: u128| {
+        ledger.account(id).map(|a| {
+            let b = a.balances;
+            b.credits_posted.checked_sub(b.debits_posted)
+        })
+    };
+    let mut outstanding: BTreeMap<&str, u128> = BTreeMap::new();
+    for voucher in state.vouchers.values() {
+        if posted(voucher.account_id) != Some(Some(voucher.remaining())) {
+            return Err(format!(
+                "I8: voucher {} holds other than its remainder {}",
+                voucher.spec.voucher_id,
+                voucher.remaining()
+            ));
+        }
+        *outstanding.entry(&voucher.spec.programme_id).or_default() += voucher.remaining();
+    }
+    for (id, programme) in &state.programmes {
+        let t = programme.totals;
+        let accounted = t.redeemed + t.expired + t.revoked + t.outstanding();
+        if posted(programme.account_id) != Some(Some(programme.unissued()))
+            || programme.unissued() + t.issued != programme.spec.budget
+            || accounted != t.issued
+            || outstanding.get(id.as_str()).copied().unwrap_or(0) != t.outstanding()
+        {
+            return Err(format!("I8: programme {id} money does not add up: {t:?}"));
+        }
+        if programme
+            .paid_per_year
+            .values()
+            .any(|paid| *paid > programme.spec.cap_per_beneficiary_per_year)
+        {
+            return Err(format!(
+                "I8: programme {id} paid a beneficiary beyond its cap"
+            ));
+        }
+    }
+    for redemption in &state.redemptions {
+        let share = state.programmes[&redemption.programme_id]
+            .spec
+            .max_share_bps;
+        if redemption.paid * 10_000 > redemption.price * u128::from(share) {
+            return Err(format!(
+                "I8: voucher {} paid beyond its share",
+                redemption.voucher_id
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// I6: books and orders agree, continuous books are not crossed, and escrow holds exactly what

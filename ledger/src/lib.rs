@@ -32,6 +32,7 @@ pub mod statement;
 pub mod testing;
 pub mod trading;
 pub mod transfer;
+pub mod vouchers;
 pub mod wire;
 
 pub use account::{Account, AccountFlags, AccountKind, Balances, NewAccount};

@@ -137,6 +137,18 @@ pub const USAGE_TOKENS_MAX: u64 = 1_000_000_000_000;
 /// Scheduled events (quota expiries) processed before one command; the rest wait.
 pub const SCHEDULED_PER_COMMAND_MAX: usize = 1_024;
 
+/// Voucher programmes in the ledger.
+pub const PROGRAMMES_MAX: usize = 10_000;
+
+/// Products, packages and asset categories one programme names as eligible.
+pub const PROGRAMME_ELIGIBLE_MAX: usize = 256;
+
+/// Parties a programme may name as its beneficiaries.
+pub const PROGRAMME_LIST_MAX: usize = 10_000;
+
+/// Vouchers one order or purchase may use (one per programme).
+pub const VOUCHERS_PER_ORDER_MAX: usize = 4;
+
 /// Nanoseconds in a second; timestamps are nanoseconds since the Unix epoch.
 pub const NS_PER_S: u64 = 1_000_000_000;
 

@@ -65,6 +65,17 @@ pub enum Effect {
         repeated: bool,
     },
     UsageRecorded(UsageRecorded),
+    ProgrammeCreated {
+        repeated: bool,
+    },
+    VoucherIssued {
+        repeated: bool,
+    },
+    /// `returned`: what was left, back in the programme.
+    VoucherRevoked {
+        #[serde(with = "crate::wire::u128_text")]
+        returned: u128,
+    },
 }
 
 /// The result of one command.
@@ -81,7 +92,7 @@ pub struct Outcome {
     /// Pending transfers that timed out at this command's timestamp, before it was applied.
     pub expired: Vec<ExpiredTransfer>,
     /// What fell due by this command's timestamp, before it was applied: auctions that
-    /// cleared and quotas that expired.
+    /// cleared, quotas and vouchers that expired.
     #[serde(default)]
     pub scheduled: Vec<Scheduled>,
     pub result: CommandResult,
@@ -93,6 +104,7 @@ pub struct Outcome {
 pub enum Scheduled {
     AuctionCleared(AuctionCleared),
     QuotaExpired(QuotaExpired),
+    VoucherExpired(crate::vouchers::VoucherExpired),
 }
 
 /// A pending transfer released by its timeout.

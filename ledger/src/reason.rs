@@ -268,6 +268,39 @@ reason_codes! {
     QuotaNone = 244, "quota_none";
     /// Zero tokens, or more than `USAGE_TOKENS_MAX`.
     UsageEventInvalid = 245, "usage_event_invalid";
+
+    // Vouchers (`spec/vouchers.md`).
+    /// A programme id must be 1 to 64 bytes of `[a-z0-9._-]`.
+    ProgrammeIdInvalid = 250, "programme_id_invalid";
+    ProgrammeExistsWithDifferentFields = 251, "programme_exists_with_different_fields";
+    ProgrammeUnknown = 252, "programme_unknown";
+    /// Zero budget or cap, a share outside 1 to 10,000 bps, an empty or over-long eligibility
+    /// or beneficiary list, a validity that is empty or already over, a title too long.
+    ProgrammeSpecInvalid = 253, "programme_spec_invalid";
+    ProgrammesLimitReached = 254, "programmes_limit_reached";
+    /// Only the government that created a programme issues and revokes its vouchers.
+    NotProgrammeOwner = 255, "not_programme_owner";
+    /// The voucher's amount is more than the programme has left to issue.
+    ProgrammeBudgetExceeded = 256, "programme_budget_exceeded";
+    /// The beneficiary is not registered or not eligible under the programme's rules.
+    BeneficiaryNotEligible = 257, "beneficiary_not_eligible";
+    VoucherExistsWithDifferentFields = 258, "voucher_exists_with_different_fields";
+    VoucherUnknown = 259, "voucher_unknown";
+    /// The voucher was revoked or has expired.
+    VoucherNotLive = 260, "voucher_not_live";
+    /// Zero amount, or an expiry not after now or after the programme's validity, or issued
+    /// before the programme's validity starts.
+    VoucherInvalid = 261, "voucher_invalid";
+    /// The voucher belongs to another beneficiary.
+    VoucherNotBeneficiary = 262, "voucher_not_beneficiary";
+    /// The voucher's programme does not cover this product or package (or it is a sell).
+    VoucherNotEligible = 263, "voucher_not_eligible";
+    /// More than one voucher, and a programme does not stack.
+    VouchersNotStackable = 264, "vouchers_not_stackable";
+    /// Two vouchers of one programme towards one order or purchase (one claim each).
+    VoucherAlreadyClaimed = 265, "voucher_already_claimed";
+    /// More than `VOUCHERS_PER_ORDER_MAX` vouchers.
+    VouchersTooMany = 266, "vouchers_too_many";
 }
 
 impl Serialize for Reason {

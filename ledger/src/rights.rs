@@ -46,5 +46,9 @@ pub fn permitted(role: Role, signer: &PartyId, command: &Command) -> bool {
         | Command::BuyPackage { .. } => role != Role::Auditor,
         Command::ListPackage { .. } => matches!(role, Role::Operator | Role::Provider),
         Command::RecordUsage { .. } => role == Role::Provider,
+        // Local governments run programmes; ownership of a programme is checked by the command.
+        Command::CreateProgramme { .. }
+        | Command::IssueVoucher { .. }
+        | Command::RevokeVoucher { .. } => role == Role::Government,
     }
 }

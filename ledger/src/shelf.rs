@@ -25,6 +25,7 @@ use crate::party::{PartyId, Role};
 use crate::reason::Reason;
 use crate::state_machine::{Ledger, Undo};
 use crate::transfer::Transfer;
+use crate::vouchers::{Claim, Target};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -108,6 +109,9 @@ pub struct PurchaseSpec {
     /// The buyer's account of the package's asset, which receives the goods or the quota.
     #[serde(with = "crate::wire::u128_text")]
     pub receive_account_id: u128,
+    /// Vouchers that pay their share (`spec/vouchers.md`), at most one per programme.
+    #[serde(default, with = "crate::wire::vec_u128_text")]
+    pub vouchers: Vec<u128>,
 }
 
 /// A recorded purchase.
@@ -117,6 +121,9 @@ pub struct Purchase {
     pub buyer: PartyId,
     #[serde(with = "crate::wire::u128_text")]
     pub price: u128,
+    /// What vouchers paid of the price.
+    #[serde(with = "crate::wire::u128_text")]
+    pub voucher_paid: u128,
     #[serde(with = "crate::wire::u64_text")]
     pub at_ns: u64,
 }
@@ -389,10 +396,15 @@ impl Ledger {
             .clone();
         self.check_order_account(signer, spec.pay_account_id, &money_asset)?;
         self.check_order_account(signer, spec.receive_account_id, &package.spec.asset)?;
-        let price = package.spec.price;
-        if self.available(spec.pay_account_id) < price {
-            return Err(Reason::InsufficientFunds);
+        if !spec.vouchers.is_empty() {
+            let target = Target {
+                id: &spec.package_id,
+                asset: &package.spec.asset,
+                is_package: true,
+            };
+            self.check_vouchers(signer, &spec.vouchers, target, timestamp_ns)?;
         }
+        let price = package.spec.price;
         let asset = package.spec.asset.clone();
         let source = match package.spec.goods_account_id {
             Some(_) => system_account_id(&asset, AccountKind::Escrow),
@@ -404,29 +416,46 @@ impl Ledger {
                 &[&spec.purchase_id.to_le_bytes(), &[leg]],
             )
         };
-        let transfers = [
-            Transfer::plain(
-                id(0),
-                spec.pay_account_id,
-                package.spec.seller_account_id,
-                price,
-                codes::PACKAGE_PAID,
-                spec.purchase_id,
-            ),
-            Transfer::plain(
+        let claim = Claim {
+            buyer: signer,
+            seller: &package.lister,
+            seller_account: package.spec.seller_account_id,
+            purchase: crate::vouchers::Purchase::Package {
+                purchase_id: spec.purchase_id,
+            },
+            claim_id: spec.purchase_id,
+            price,
+            payable: price,
+        };
+        // Vouchers pay their share first; the buyer pays the rest.
+        let voucher_paid = self.atomically(|ledger, undo| {
+            let paid = ledger.redeem(&spec.vouchers, &claim, timestamp_ns, undo)?;
+            let rest = price - paid;
+            if ledger.available(spec.pay_account_id) < rest {
+                return Err(Reason::InsufficientFunds);
+            }
+            let mut transfers = vec![Transfer::plain(
                 id(1),
                 source,
                 spec.receive_account_id,
                 package.spec.quantity,
                 codes::PACKAGE_DELIVERED,
                 spec.purchase_id,
-            ),
-        ];
-        self.atomically(|ledger, undo| {
+            )];
+            if rest > 0 {
+                transfers.push(Transfer::plain(
+                    id(0),
+                    spec.pay_account_id,
+                    package.spec.seller_account_id,
+                    rest,
+                    codes::PACKAGE_PAID,
+                    spec.purchase_id,
+                ));
+            }
             for transfer in transfers {
                 ledger.ledger_transfer(transfer, timestamp_ns, undo)?;
             }
-            Ok(())
+            Ok(paid)
         })?;
         let shelf = &mut self.state.market.shelf;
         if let Some(listed) = shelf.packages.get_mut(&spec.package_id) {
@@ -438,6 +467,7 @@ impl Ledger {
                 spec: spec.clone(),
                 buyer: signer.clone(),
                 price,
+                voucher_paid,
                 at_ns: timestamp_ns,
             },
         );

@@ -50,6 +50,8 @@ pub(crate) struct State {
     pub(crate) bank: crate::bank::BankState,
     /// The supermarket: products, books, orders, trades, the shelf and token quotas.
     pub(crate) market: crate::trading::MarketState,
+    /// Voucher programmes, vouchers, claims and redemptions.
+    pub(crate) vouchers: crate::vouchers::VouchersState,
 }
 
 /// The replicated state machine.
@@ -61,6 +63,10 @@ pub struct Ledger {
     /// state: it only numbers `TransferRecord::sequence` within one journal entry.
     #[serde(skip)]
     transfers_in_entry: u32,
+    /// The ids of the transfers stored while applying the last command, in order (some may
+    /// have been undone since). Not state: it tells the node which transfers to index.
+    #[serde(skip)]
+    entry_transfer_ids: Vec<u128>,
     pub(crate) state: State,
 }
 
@@ -90,6 +96,19 @@ pub(crate) enum Undo {
     TransferState(u128, PendingState),
     DeadlineInserted(u64, u128),
     DeadlineRemoved(u64, u128),
+    /// A voucher as it was before a redemption.
+    Voucher(Box<crate::vouchers::Voucher>),
+    /// A programme's totals and one beneficiary's paid-this-year before a redemption.
+    ProgrammeTotals(
+        String,
+        crate::vouchers::ProgrammeTotals,
+        (PartyId, i32),
+        u128,
+    ),
+    /// A claim recorded.
+    Claim((String, u128)),
+    /// A redemption appended.
+    RedemptionPushed,
 }
 
 /// Whether an event applied (`Ok(None)`), was a harmless repeat (`Ok(Some(reason))`), or failed.
@@ -114,6 +133,7 @@ impl Ledger {
         );
         self.last_timestamp_ns = timestamp_ns;
         self.transfers_in_entry = 0;
+        self.entry_transfer_ids.clear();
         let expired = self.expire_pending_transfers(timestamp_ns);
         self.forget_expired_nonces(timestamp_ns);
         let mut scheduled: Vec<Scheduled> = self
@@ -125,6 +145,11 @@ impl Ledger {
             self.expire_quotas(timestamp_ns)
                 .into_iter()
                 .map(Scheduled::QuotaExpired),
+        );
+        scheduled.extend(
+            self.expire_vouchers(timestamp_ns)
+                .into_iter()
+                .map(Scheduled::VoucherExpired),
         );
         let result = match self.check_envelope(command, timestamp_ns) {
             Err(reason) => CommandResult::Rejected(reason),
@@ -204,6 +229,21 @@ impl Ledger {
 
     pub fn transfer(&self, id: u128) -> Option<&TransferRecord> {
         self.state.transfers.get(&id)
+    }
+
+    /// The transfers the last applied command stored (those it listed, and those the ledger
+    /// made for it or for what fell due before it), in the order they were applied. A
+    /// rejected command's or a failed chain's transfers were undone and are not listed.
+    pub fn last_entry_transfers(&self) -> Vec<&TransferRecord> {
+        let mut records: Vec<&TransferRecord> = self
+            .entry_transfer_ids
+            .iter()
+            .filter_map(|id| self.state.transfers.get(id))
+            .filter(|record| record.journal_index == self.head.index)
+            .collect();
+        records.sort_by_key(|record| record.sequence);
+        records.dedup_by_key(|record| record.transfer.id);
+        records
     }
 
     pub fn transfers(&self) -> impl Iterator<Item = &TransferRecord> {
@@ -456,6 +496,18 @@ impl Ledger {
                 events,
                 timestamp_ns,
             )?)),
+            Command::CreateProgramme { programme } => {
+                let new = self.create_programme(signer, programme, timestamp_ns)?;
+                Ok(Effect::ProgrammeCreated { repeated: !new })
+            }
+            Command::IssueVoucher { voucher } => {
+                let new = self.issue_voucher(signer, voucher, timestamp_ns)?;
+                Ok(Effect::VoucherIssued { repeated: !new })
+            }
+            Command::RevokeVoucher { voucher_id } => {
+                let returned = self.revoke_voucher(signer, *voucher_id, timestamp_ns)?;
+                Ok(Effect::VoucherRevoked { returned })
+            }
         }
     }
 
@@ -726,6 +778,31 @@ impl Ledger {
                 Undo::DeadlineRemoved(deadline, id) => {
                     state.pending_deadlines.insert((deadline, id));
                 }
+                Undo::Voucher(voucher) => {
+                    state
+                        .vouchers
+                        .vouchers
+                        .insert(voucher.spec.voucher_id, *voucher);
+                }
+                Undo::ProgrammeTotals(programme_id, totals, year_key, paid) => {
+                    let programme = state
+                        .vouchers
+                        .programmes
+                        .get_mut(&programme_id)
+                        .expect("undone programme exists");
+                    programme.totals = totals;
+                    if paid == 0 {
+                        programme.paid_per_year.remove(&year_key);
+                    } else {
+                        programme.paid_per_year.insert(year_key, paid);
+                    }
+                }
+                Undo::Claim(key) => {
+                    state.vouchers.claims.remove(&key);
+                }
+                Undo::RedemptionPushed => {
+                    state.vouchers.redemptions.pop();
+                }
             }
         }
     }
@@ -928,6 +1005,7 @@ impl Ledger {
             undo.push(Undo::DeadlineInserted(deadline, transfer.id));
         }
         self.state.transfers.insert(transfer.id, record);
+        self.entry_transfer_ids.push(transfer.id);
         undo.push(Undo::TransferInserted(transfer.id));
         Ok(None)
     }
@@ -1043,6 +1121,7 @@ impl Ledger {
             sequence: self.next_transfer_sequence(),
         };
         self.state.transfers.insert(transfer.id, record);
+        self.entry_transfer_ids.push(transfer.id);
         undo.push(Undo::TransferInserted(transfer.id));
         Ok(None)
     }

@@ -26,6 +26,7 @@ use crate::party::PartyId;
 use crate::reason::Reason;
 use crate::state_machine::{Ledger, Undo};
 use crate::transfer::Transfer;
+use crate::vouchers::{Claim, Target};
 use market::book::{
     Book, Execution, Fill, OrderRequest, Refusal, SelfTrade, Side, TimeInForce, Unrested,
 };
@@ -79,8 +80,10 @@ pub struct Product {
     pub listed_at_ns: u64,
     pub book: Book<PartyId>,
     /// The last trade's price (the auction's reference price).
+    #[serde(with = "crate::wire::option_u64_text")]
     pub last_price: Option<u64>,
     /// When the next auction clears (auction products only).
+    #[serde(with = "crate::wire::option_u64_text")]
     pub next_clearing_ns: Option<u64>,
     pub trades: Vec<Trade>,
 }
@@ -110,6 +113,9 @@ pub struct OrderSpec {
     /// The signer's account of the product's quote asset (pays or is paid).
     #[serde(with = "crate::wire::u128_text")]
     pub quote_account_id: u128,
+    /// Buy orders: vouchers that pay their share of each fill (`spec/vouchers.md`).
+    #[serde(default, with = "crate::wire::vec_u128_text")]
+    pub vouchers: Vec<u128>,
 }
 
 fn default_self_trade() -> SelfTrade {
@@ -191,6 +197,9 @@ pub struct Trade {
     pub money: u128,
     #[serde(with = "crate::wire::u128_text")]
     pub fee: u128,
+    /// What the buyer's vouchers paid of `money` (straight to the seller).
+    #[serde(with = "crate::wire::u128_text")]
+    pub voucher_paid: u128,
     /// The taker's side; `None` for an auction clearing.
     pub aggressor: Option<Side>,
     #[serde(with = "crate::wire::u64_text")]
@@ -390,6 +399,17 @@ impl Ledger {
         let product_spec = product.spec.clone();
         self.check_order_account(signer, spec.base_account_id, &product_spec.base)?;
         self.check_order_account(signer, spec.quote_account_id, &product_spec.quote)?;
+        if !spec.vouchers.is_empty() {
+            if spec.side == Side::Sell {
+                return Err(Reason::VoucherNotEligible);
+            }
+            let target = Target {
+                id: &spec.product_id,
+                asset: &product_spec.base,
+                is_package: false,
+            };
+            self.check_vouchers(signer, &spec.vouchers, target, timestamp_ns)?;
+        }
         let lots = lots_of(spec.quantity, &product_spec)?;
         if let Some(price) = spec.price {
             check_price(price, &product_spec)?;
@@ -521,6 +541,7 @@ impl Ledger {
     ) -> Result<(), Reason> {
         let mut order = self.open_order_of(signer, order_id)?.clone();
         self.atomically(|ledger, undo| ledger.release(&mut order, timestamp_ns, undo))?;
+        order.open_lots = 0;
         order.status = OrderStatus::Cancelled {
             why: OrderEnd::ByOwner,
         };
@@ -766,6 +787,24 @@ impl Ledger {
         let rounding = system_account_id(&spec.quote, AccountKind::Rounding);
         let leg = |n: u8| trade_transfer_id(trade_id, n);
         let reference = u128::from(trade_id);
+        let voucher_paid = if buy.spec.vouchers.is_empty() {
+            0
+        } else {
+            let claim = Claim {
+                buyer: buyer.owner,
+                seller: seller.owner,
+                seller_account: seller.quote_account,
+                purchase: crate::vouchers::Purchase::Order {
+                    order_id: fill.buy,
+                    trade_id,
+                },
+                claim_id: fill.buy,
+                price: money,
+                payable: split.seller,
+            };
+            let vouchers = buy.spec.vouchers.clone();
+            self.redeem(&vouchers, &claim, timestamp_ns, undo)?
+        };
         let mut transfers = vec![
             Transfer::plain(
                 leg(0),
@@ -779,7 +818,7 @@ impl Ledger {
                 leg(1),
                 buyer.quote_account,
                 seller.quote_account,
-                split.seller,
+                split.seller - voucher_paid,
                 codes::TRADE_MONEY,
                 reference,
             ),
@@ -829,6 +868,7 @@ impl Ledger {
             goods,
             money,
             fee: split.fee,
+            voucher_paid,
             aggressor: fill.aggressor,
             at_ns: timestamp_ns,
             journal_index,

@@ -39,8 +39,8 @@ fn spec_table() -> BTreeMap<String, BTreeMap<String, String>> {
         }
     }
     assert_eq!(
-        tables, 3,
-        "spec/access.md has the core, bank and market tables"
+        tables, 4,
+        "spec/access.md has the core, bank, market and voucher tables"
     );
     table
 }
@@ -197,6 +197,9 @@ const ALL_COMMANDS: &[&str] = &[
     "list_package",
     "buy_package",
     "record_usage",
+    "create_programme",
+    "issue_voucher",
+    "revoke_voucher",
 ];
 
 /// An instance of a bank or market command: only the role gate is tried, so the content need
@@ -220,6 +223,9 @@ fn other_command(name: &str, serial: u128) -> Command {
         "list_package" => r#"{"list_package": {"package": {"package_id": "p", "title": "t", "asset": "TOK:x", "quantity": "1", "price": "1", "validity_s": 1, "stock": "1", "seller_account_id": "1", "provider": "p-provider"}}}"#.to_owned(),
         "buy_package" => r#"{"buy_package": {"purchase": {"purchase_id": "1", "package_id": "p", "pay_account_id": "1", "receive_account_id": "2"}}}"#.to_owned(),
         "record_usage" => r#"{"record_usage": {"events": [{"event_id": "1", "account_id": "1", "tokens": "1", "at_ns": "0"}]}}"#.to_owned(),
+        "create_programme" => r#"{"create_programme": {"programme": {"programme_id": "p", "title": "t", "budget": "1", "funding_account_id": "1", "eligible": {"assets": ["CNY"]}, "max_share_bps": 1, "cap_per_beneficiary_per_year": "1", "valid_from_ns": "0", "valid_until_ns": "1", "beneficiaries": {"role": "sme"}, "stackable": false}}}"#.to_owned(),
+        "issue_voucher" => r#"{"issue_voucher": {"voucher": {"voucher_id": "1", "programme_id": "p", "beneficiary": "p-sme", "amount": "1", "expires_at_ns": "1"}}}"#.to_owned(),
+        "revoke_voucher" => r#"{"revoke_voucher": {"voucher_id": "1"}}"#.to_owned(),
         other => panic!("spec/access.md names a command the test does not know: {other}"),
     };
     serde_json::from_str(&json).unwrap_or_else(|e| panic!("{name}: {e}"))

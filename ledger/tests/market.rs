@@ -136,6 +136,7 @@ fn order(
             self_trade: SelfTrade::CancelTaker,
             base_account_id: gpuh(n),
             quote_account_id: cny(n),
+            vouchers: Vec::new(),
         },
     }
 }
@@ -403,6 +404,7 @@ fn a_token_package_grants_a_quota_that_usage_draws_down_with_alerts() {
             package_id: "qwen-10m".into(),
             pay_account_id: cny(3),
             receive_account_id: tok(3),
+            vouchers: Vec::new(),
         },
     };
     h.expect_accepted("sme-a", buy.clone());
@@ -467,6 +469,7 @@ fn usage_beyond_a_live_quota_is_partly_rejected_and_a_quota_expires_back_to_the_
                 package_id: "qwen-10m".into(),
                 pay_account_id: cny(4),
                 receive_account_id: tok(4),
+                vouchers: Vec::new(),
             },
         },
     );
@@ -510,6 +513,7 @@ fn usage_beyond_a_live_quota_is_partly_rejected_and_a_quota_expires_back_to_the_
                 package_id: "qwen-10m".into(),
                 pay_account_id: cny(4),
                 receive_account_id: tok(4),
+                vouchers: Vec::new(),
             },
         },
     );
@@ -757,6 +761,7 @@ fn random_market_streams_keep_every_invariant_and_replicas_agree() {
                         package_id: "qwen-10m".into(),
                         pay_account_id: cny(n),
                         receive_account_id: tok(n),
+                        vouchers: Vec::new(),
                     },
                 };
                 (party.to_owned(), buy)
@@ -802,6 +807,7 @@ fn random_market_streams_keep_every_invariant_and_replicas_agree() {
             match s {
                 Scheduled::AuctionCleared(c) => trades += c.trades.len(),
                 Scheduled::QuotaExpired(_) => expired += 1,
+                Scheduled::VoucherExpired(_) => {}
             }
         }
         let book = &h.ledger.product(CONTINUOUS).unwrap().book;
@@ -919,6 +925,7 @@ fn a_gpu_package_is_stocked_in_escrow_and_sold_at_its_price() {
                 package_id: "h100-100h".into(),
                 pay_account_id: cny(3),
                 receive_account_id: gpuh(3),
+                vouchers: Vec::new(),
             },
         },
     );
@@ -939,6 +946,7 @@ fn a_gpu_package_is_stocked_in_escrow_and_sold_at_its_price() {
                 package_id: "h100-100h".into(),
                 pay_account_id: cny(4),
                 receive_account_id: gpuh(3),
+                vouchers: Vec::new(),
             },
         },
     );

@@ -62,6 +62,44 @@ pub const BANK_LIST_PAGE_MAX: usize = 1_000;
 /// agent asking for its active allocations gets them all in one answer in every ordinary case.
 pub const BANK_LIST_PAGE_DEFAULT: usize = BANK_LIST_PAGE_MAX;
 
+/// Price levels per side in one `GET /v1/market/depth` answer. A book has at most
+/// `ledger::limits::ORDERS_PER_BOOK_MAX` orders, so its levels are bounded too, but a depth
+/// view is for people and trading clients, who look at the top of the book.
+pub const MARKET_DEPTH_LEVELS_MAX: usize = 1_000;
+
+/// Price levels per side when the client names no `levels`.
+pub const MARKET_DEPTH_LEVELS_DEFAULT: usize = 20;
+
+/// Candles in one `GET /v1/market/candles` answer (the latest ones that have trades).
+pub const MARKET_CANDLES_MAX: usize = 1_000;
+
+/// Candles when the client names no `limit`.
+pub const MARKET_CANDLES_DEFAULT: usize = 100;
+
+/// The longest candle, in seconds (one week); the shortest is one second.
+pub const MARKET_CANDLE_INTERVAL_S_MAX: u64 = 7 * 24 * 3600;
+
+/// The candle length when the client names no `interval_s` (one minute).
+pub const MARKET_CANDLE_INTERVAL_S_DEFAULT: u64 = 60;
+
+/// `GET /v1/accounts/{id}/alerts/stream` connections one node serves at once; more get
+/// `429 overloaded`. A stream outlives its request (the in-flight bound releases it once the
+/// headers are sent), so it needs a bound of its own.
+pub const ALERT_STREAMS_MAX: usize = 64;
+
+/// How often an alert stream looks for new alerts in the applied state.
+pub const ALERT_STREAM_POLL: Duration = Duration::from_millis(200);
+
+/// Alerts an alert stream copies out of the ledger at once (it sends them one by one).
+pub const ALERT_STREAM_BATCH_MAX: usize = 256;
+
+/// How often an idle alert stream sends an SSE comment, so that proxies and clients can tell a
+/// quiet stream from a dead connection.
+pub const ALERT_STREAM_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Bytes of the leader's head that a follower reads to find a stream's read point.
+pub const READ_POINT_BYTES_MAX: usize = 64 * 1024;
+
 /// Statement lines one request builds (`GET /v1/accounts/{id}/statement`, and all the accounts
 /// of `GET /v1/parties/{id}/statement` together): every transfer of the accounts read counts
 /// one, and each account [`STATEMENT_HEADER_LINES`] more for its account and balances. A
@@ -160,6 +198,11 @@ const _: () = assert!(JOURNAL_PAGE_ENTRIES_DEFAULT <= JOURNAL_PAGE_ENTRIES_MAX);
 const _: () = assert!(ACCOUNT_TRANSFERS_PAGE_MAX < crate::storage::ACCOUNT_TRANSFERS_PAGE_MAX);
 const _: () = assert!(ACCOUNT_TRANSFERS_PAGE_DEFAULT <= ACCOUNT_TRANSFERS_PAGE_MAX);
 const _: () = assert!(BANK_LIST_PAGE_DEFAULT <= BANK_LIST_PAGE_MAX);
+const _: () = assert!(MARKET_DEPTH_LEVELS_DEFAULT <= MARKET_DEPTH_LEVELS_MAX);
+const _: () = assert!(MARKET_CANDLES_DEFAULT <= MARKET_CANDLES_MAX);
+const _: () = assert!(MARKET_CANDLE_INTERVAL_S_DEFAULT <= MARKET_CANDLE_INTERVAL_S_MAX);
+const _: () = assert!(ALERT_STREAMS_MAX < HTTP_REQUESTS_IN_FLIGHT_MAX);
+const _: () = assert!(ALERT_STREAM_POLL.as_millis() < ALERT_STREAM_KEEP_ALIVE.as_millis());
 // A follower relays a forwarded statement whole.
 const _: () =
     assert!(STATEMENT_LINES_MAX * STATEMENT_LINE_BYTES_MAX <= FORWARDED_RESPONSE_BYTES_MAX);

@@ -227,6 +227,66 @@ impl Api {
     }
 }
 
+/// One Server-Sent Event of a stream (`spec/http.md`: the alert stream).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    /// The `data:` lines, joined with newlines.
+    pub data: String,
+}
+
+impl Api {
+    /// `GET url` as a Server-Sent Events stream: hands each event to `on_event` as it arrives,
+    /// until `on_event` returns `false`, the stream ends, or this client's timeout (which
+    /// bounds the whole exchange) runs out. Comments (keep-alives) are skipped. A non-2xx
+    /// answer is the usual error.
+    pub fn sse(
+        &self,
+        url: &str,
+        mut on_event: impl FnMut(SseEvent) -> bool,
+    ) -> Result<(), ApiError> {
+        use std::io::BufRead;
+        let response = self
+            .http
+            .get(url)
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .send()
+            .map_err(ApiError::transport)?;
+        if !response.status().is_success() {
+            return decode::<serde_json::Value>(Ok(response)).map(|_| ());
+        }
+        let mut event = SseEvent::default();
+        let mut has_data = false;
+        for line in std::io::BufReader::new(response).lines() {
+            let line = line.map_err(ApiError::transport)?;
+            if line.is_empty() {
+                if has_data && !on_event(std::mem::take(&mut event)) {
+                    return Ok(());
+                }
+                event = SseEvent::default();
+                has_data = false;
+                continue;
+            }
+            let (field, value) = line.split_once(':').unwrap_or((line.as_str(), ""));
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            match field {
+                "id" => event.id = Some(value.to_owned()),
+                "event" => event.event = Some(value.to_owned()),
+                "data" => {
+                    if has_data {
+                        event.data.push('\n');
+                    }
+                    event.data.push_str(value);
+                    has_data = true;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 fn decode<T: DeserializeOwned>(
     sent: reqwest::Result<reqwest::blocking::Response>,
 ) -> Result<T, ApiError> {

@@ -29,6 +29,7 @@ use ledger::{
     Account, AccountFlags, AccountKind, Command, NewAccount, PartyId, Role, Transfer,
     TransferRecord,
 };
+use serde::de::DeserializeOwned;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -230,6 +231,24 @@ impl Cluster {
             "{}/v1/journal?from={from}&limit={limit}&consistency={consistency}",
             self.url(id)
         ))
+    }
+
+    /// `GET <leader><path>` with a linearizable read, retried (bounded) while no leader answers
+    /// (a leader change, an election); any other error fails the test.
+    pub fn read<T: DeserializeOwned>(&mut self, path: &str) -> T {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        wait_for(&format!("GET {path}"), LEADER_TIMEOUT, || {
+            let leader = self.leader();
+            let url = format!(
+                "{}{path}{separator}consistency=linearizable",
+                self.url(leader)
+            );
+            match self.api.get::<T>(&url) {
+                Ok(value) => Ok(value),
+                Err(error) if error.is_transient() => Err(error.to_string()),
+                Err(error) => panic!("GET {path} on leader {leader}: {error}"),
+            }
+        })
     }
 
     /// Every transfer id listed for `account` by `GET /v1/accounts/{id}/transfers` on node

@@ -39,7 +39,8 @@ mod wait;
 
 pub use agent::{AgentEvent, AgentProcess, AgentSettings, SimDown};
 pub use api::{
-    Api, ApiError, ClusterView, JournalPage, MemberView, RawResponse, StateView, WriteResponse,
+    Api, ApiError, ClusterView, JournalPage, MemberView, RawResponse, SseEvent, StateView,
+    WriteResponse,
 };
 pub use binary::cbank_binary;
 pub use check::{check_exactly_once, ExactlyOnce};

@@ -139,7 +139,7 @@ pub struct PageArgs {
 }
 
 impl PageArgs {
-    fn query(&self) -> Vec<String> {
+    pub(super) fn query(&self) -> Vec<String> {
         let mut query = Vec::new();
         if let Some(after) = self.after {
             query.push(format!("after={after}"));
@@ -290,7 +290,7 @@ pub enum TimeArg {
 
 impl TimeArg {
     /// The time in nanoseconds since the epoch, with `base_ns` as the base of a relative time.
-    fn resolve(self, now_ns: u64, base_ns: u64) -> Result<u64, String> {
+    pub(super) fn resolve(self, now_ns: u64, base_ns: u64) -> Result<u64, String> {
         match self {
             TimeArg::Now => Ok(now_ns),
             TimeArg::After { seconds } => seconds
@@ -348,7 +348,7 @@ pub fn parse_rate(text: &str) -> Result<GpuRate, String> {
 
 /// Now, rounded down to a whole second: windows are whole seconds long, so a window from `now`
 /// to an RFC 3339 time in whole seconds is too.
-fn now_ns() -> anyhow::Result<u64> {
+pub(super) fn now_ns() -> anyhow::Result<u64> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .context("the system clock is before 1970")?;
@@ -483,12 +483,17 @@ pub async fn run(command: BankCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// A host id as a path segment. Host ids are `[a-z0-9._-]`; anything that would change the
-/// path is refused here rather than sent.
+/// A host id as a path segment.
 fn path_segment(text: &str) -> anyhow::Result<&str> {
+    id_segment("host id", text)
+}
+
+/// An id named `what` as a path segment. Host and package ids are `[a-z0-9._-]`; anything that
+/// would change the path is refused here rather than sent.
+pub(super) fn id_segment<'a>(what: &str, text: &'a str) -> anyhow::Result<&'a str> {
     let plain = |byte: u8| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-');
     if text.is_empty() || !text.bytes().all(plain) {
-        bail!("{text:?} is not a host id: use a-z, 0-9, '.', '_' and '-'");
+        bail!("{text:?} is not a {what}: use a-z, 0-9, '.', '_' and '-'");
     }
     Ok(text)
 }

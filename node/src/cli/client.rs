@@ -17,6 +17,9 @@ use std::time::Duration;
 /// is the biggest thing a node sends to the CLI).
 pub const RESPONSE_BYTES_MAX: usize = 256 * 1024 * 1024;
 
+/// Bytes of one line of a streamed answer (an SSE `data:` line holds one JSON event).
+pub const STREAM_LINE_BYTES_MAX: usize = 1024 * 1024;
+
 /// How long an ordinary request may take, connection included. Longer than the node's own
 /// apply deadline, so that its `504 timeout` arrives before ours.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -251,6 +254,27 @@ impl NodeClient {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<(StatusCode, Bytes), String> {
+        let sent = self.send(method, path, body, "application/json").await?;
+        let status = sent.response.status();
+        let collected = Limited::new(sent.response.into_body(), RESPONSE_BYTES_MAX)
+            .collect()
+            .await;
+        drop(sent.sender);
+        sent.connection.abort();
+        let bytes = collected
+            .map_err(|error| format!("reading the response: {error}"))?
+            .to_bytes();
+        Ok((status, bytes))
+    }
+
+    /// Sends one request on a fresh connection and returns the response with its body unread.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        accept: &'static str,
+    ) -> Result<Sent, String> {
         let stream = tokio::net::TcpStream::connect(&self.authority)
             .await
             .map_err(|error| error.to_string())?;
@@ -268,7 +292,7 @@ impl NodeClient {
             .method(method)
             .uri(path)
             .header(hyper::header::HOST, &self.authority)
-            .header(hyper::header::ACCEPT, "application/json");
+            .header(hyper::header::ACCEPT, accept);
         if body.is_some() {
             request = request.header(hyper::header::CONTENT_TYPE, "application/json");
         }
@@ -278,20 +302,107 @@ impl NodeClient {
         let request = request
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|error| format!("cannot build the request: {error}"))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|error| error.to_string())?;
+        match sender.send_request(request).await {
+            Ok(response) => Ok(Sent {
+                response,
+                sender,
+                connection,
+            }),
+            Err(error) => {
+                connection.abort();
+                Err(error.to_string())
+            }
+        }
+    }
+
+    /// `GET path` of a stream (Server-Sent Events): hands each line of the answer to `on_line`
+    /// as it arrives, until the node ends the stream or `on_line` fails. Only the wait for the
+    /// response's head is bounded by [`REQUEST_TIMEOUT`]; a stream may stay quiet for ever.
+    pub async fn get_lines(
+        &self,
+        path: &str,
+        mut on_line: impl FnMut(&str) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let url = self.url(path);
+        let sent = tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            self.send(Method::GET, path, None, "text/event-stream"),
+        )
+        .await;
+        let Sent {
+            response,
+            sender,
+            connection,
+        } = match sent {
+            Ok(Ok(sent)) => sent,
+            Ok(Err(message)) => return Err(RequestError::Transport { url, message }.into()),
+            Err(_) => {
+                return Err(RequestError::Timeout {
+                    url,
+                    after: REQUEST_TIMEOUT,
+                }
+                .into())
+            }
+        };
         let status = response.status();
-        let bytes = Limited::new(response.into_body(), RESPONSE_BYTES_MAX)
-            .collect()
-            .await
-            .map_err(|error| format!("reading the response: {error}"))?
-            .to_bytes();
+        let mut body = response.into_body();
+        if !status.is_success() {
+            let bytes = Limited::new(body, RESPONSE_BYTES_MAX)
+                .collect()
+                .await
+                .map(|collected| collected.to_bytes())
+                .unwrap_or_default();
+            drop(sender);
+            connection.abort();
+            let error = api_error(status, &bytes);
+            return Err(RequestError::Api { url, error }.into());
+        }
+        let mut line = Vec::new();
+        let result = loop {
+            let frame = match body.frame().await {
+                None => break Ok(()),
+                Some(Err(error)) => {
+                    let message = format!("the stream broke off: {error}");
+                    break Err(RequestError::Transport { url, message }.into());
+                }
+                Some(Ok(frame)) => frame,
+            };
+            let Some(data) = frame.data_ref() else {
+                continue;
+            };
+            let mut failed = None;
+            for byte in data.iter() {
+                if *byte != b'\n' {
+                    line.push(*byte);
+                    continue;
+                }
+                let text = String::from_utf8_lossy(&line).into_owned();
+                line.clear();
+                if let Err(error) = on_line(text.trim_end_matches('\r')) {
+                    failed = Some(error);
+                    break;
+                }
+            }
+            if let Some(error) = failed {
+                break Err(error);
+            }
+            if line.len() > STREAM_LINE_BYTES_MAX {
+                let message = format!("a line of the stream is over {STREAM_LINE_BYTES_MAX} bytes");
+                break Err(RequestError::Decode { url, message }.into());
+            }
+        };
         drop(sender);
         connection.abort();
-        Ok((status, bytes))
+        result
     }
+}
+
+/// A request sent on its own connection: the response (body unread), the sender (kept until
+/// the body is read) and the task that drives the connection (aborted when done).
+struct Sent {
+    response: hyper::Response<hyper::body::Incoming>,
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    connection: tokio::task::JoinHandle<()>,
 }
 
 /// The error object of a non-2xx answer; a body that is not one still gives a code.

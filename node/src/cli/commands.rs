@@ -15,7 +15,7 @@ use super::{
 use anyhow::{bail, Context};
 use ledger::reason::Reason;
 use ledger::{
-    AccountFlags, Command, CommandResult, NewAccount, Outcome, SignedCommand, Transfer,
+    AccountFlags, Command, CommandResult, Effect, NewAccount, Outcome, SignedCommand, Transfer,
     TransferFlags,
 };
 use serde::{Deserialize, Serialize};
@@ -67,6 +67,13 @@ pub fn route_for(command: &Command) -> &'static str {
         Command::RequestWithdrawal { .. } => "/v1/withdrawals",
         Command::CancelWithdrawal { .. } => "/v1/withdrawals/cancel",
         Command::ReportAllocation { .. } => "/v1/allocation-reports",
+        Command::ListProduct { .. } => "/v1/products",
+        Command::PlaceOrder { .. } => "/v1/orders",
+        Command::CancelOrder { .. } => "/v1/orders/cancel",
+        Command::AmendOrder { .. } => "/v1/orders/amend",
+        Command::ListPackage { .. } => "/v1/packages",
+        Command::BuyPackage { .. } => "/v1/purchases",
+        Command::RecordUsage { .. } => "/v1/usage",
         _ => "/v1/commands",
     }
 }
@@ -121,6 +128,18 @@ pub fn is_idempotent_repeat(reason: Reason) -> bool {
 pub fn outcome_failures(outcome: &Outcome) -> Vec<String> {
     match &outcome.result {
         CommandResult::Rejected(reason) => vec![format!("command rejected: {reason}")],
+        // A usage event reported before is the idempotent repeat; any other is a failure.
+        CommandResult::Accepted(Effect::UsageRecorded(recorded)) => recorded
+            .results
+            .iter()
+            .filter(|event| event.reason != Reason::UsageEventExists)
+            .map(|event| {
+                format!(
+                    "event {}: {} ({} tokens consumed, {} rejected)",
+                    event.index, event.reason, event.consumed, event.rejected
+                )
+            })
+            .collect(),
         CommandResult::Accepted(_) => outcome
             .event_results()
             .iter()
@@ -260,6 +279,7 @@ pub async fn run(command: TopCommand) -> anyhow::Result<ExitCode> {
         | TopCommand::Keys { .. }
         | TopCommand::Dev(_)
         | TopCommand::Bank(_)
+        | TopCommand::Market(_)
         | TopCommand::Agent(_) => bail!("internal error: this command is not dispatched here"),
     }
 }
@@ -326,7 +346,7 @@ pub(super) async fn show_with_query(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ledger::outcome::{Effect, EventResult};
+    use ledger::outcome::EventResult;
     use ledger::{PartyId, SigningKey};
 
     fn signer() -> KeyFile {
@@ -416,6 +436,16 @@ mod tests {
                 },
                 "/v1/allocation-reports",
             ),
+            (Command::CancelOrder { order_id: 1 }, "/v1/orders/cancel"),
+            (
+                Command::AmendOrder {
+                    order_id: 1,
+                    price: Some(2_500),
+                    quantity: 3_600,
+                },
+                "/v1/orders/amend",
+            ),
+            (Command::RecordUsage { events: vec![] }, "/v1/usage"),
         ];
         for (command, route) in cases {
             assert_eq!(route_for(&command), route, "{}", command.name());
@@ -426,6 +456,7 @@ mod tests {
     fn failed_events_are_failures_and_idempotent_repeats_are_not() {
         let outcome = |results| Outcome {
             expired: vec![],
+            scheduled: vec![],
             result: CommandResult::Accepted(Effect::TransfersCreated { results }),
         };
         assert!(outcome_failures(&outcome(vec![])).is_empty());
@@ -444,11 +475,32 @@ mod tests {
         );
         let rejected = Outcome {
             expired: vec![],
+            scheduled: vec![],
             result: CommandResult::Rejected(Reason::NotPermitted),
         };
         assert_eq!(
             outcome_failures(&rejected),
             ["command rejected: not_permitted"]
+        );
+        let usage = |results| Outcome {
+            expired: vec![],
+            scheduled: vec![],
+            result: CommandResult::Accepted(Effect::UsageRecorded(ledger::shelf::UsageRecorded {
+                consumed: 0,
+                results,
+                alerts: vec![],
+            })),
+        };
+        let event = |reason, consumed, rejected| ledger::shelf::UsageResult {
+            index: 0,
+            reason,
+            consumed,
+            rejected,
+        };
+        assert!(outcome_failures(&usage(vec![event(Reason::UsageEventExists, 0, 0)])).is_empty());
+        assert_eq!(
+            outcome_failures(&usage(vec![event(Reason::QuotaExhausted, 5, 7)])),
+            ["event 0: quota_exhausted (5 tokens consumed, 7 rejected)"]
         );
     }
 

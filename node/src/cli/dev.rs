@@ -22,11 +22,22 @@
 //!   "parties": [{"party": "sme-alpha", "role": "sme", "key_file": "DIR/keys/sme-alpha.json",
 //!                "accounts": {"CNY": "10201", "GPUH:H100": "10202"}}, ...],
 //!   "funding": [{"transfer_id": "1000002", "to_party": "sme-alpha", "account": "10201",
-//!                "amount": "10000000", "asset": "CNY"}, ...]
+//!                "amount": "10000000", "asset": "CNY"}, ...],
+//!   "market": {
+//!     "products": [{"product_id": "GPUH:H100/CNY", "base": "GPUH:H100", "quote": "CNY",
+//!                   "lot_size": "3600", "tick": "1", "fee_bps": 30}, ...],
+//!     "packages": [{"package_id": "qwen-10m-30d", "lister": "provider-telecom",
+//!                   "asset": "TOK:qwen", "quantity": "10000000", "price": "990", ...}],
+//!     "token_accounts": {"sme-alpha": "10203", "sme-beta": "10303"},
+//!     "orders": [{"order_id": "9001", "owner": "univ-tsinghua", "product_id": "GPUH:H100/CNY",
+//!                 "side": "sell", "price": "2500", "quantity": "36000"}, ...]
+//!   }
 //! }
 //! ```
 //!
-//! Account and transfer ids are decimal strings, as in the HTTP API.
+//! Account, transfer and order ids are decimal strings, as in the HTTP API. The supermarket's
+//! demo (the `market` section) is seeded after the rest; a `cluster.json` written by an older
+//! `cbank dev`, without it, gets it on the next start, so resuming never loses the demo.
 //!
 //! The children run in their own process group, so a terminal's Ctrl-C reaches only this
 //! process, which stops them in order: SIGTERM to each, a bounded wait, SIGKILL for
@@ -39,9 +50,12 @@ use super::commands::{outcome_failures, sign_and_submit};
 use super::keys::{read_key_file, write_key_file, KeyFile};
 use super::DevArgs;
 use anyhow::{bail, Context};
+use ledger::shelf::PackageSpec;
+use ledger::trading::{OrderSpec, ProductSpec};
 use ledger::{
     AccountFlags, AccountKind, Asset, Command, NewAccount, PartyId, Role, Transfer, TransferFlags,
 };
+use market::book::{SelfTrade, Side, TimeInForce};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
@@ -101,6 +115,53 @@ const FUNDING_AMOUNT_FEN: u128 = 10_000_000;
 /// Transfer code of the demo's deposits from the mint.
 const FUNDING_TRANSFER_CODE: u16 = 1;
 
+/// The demo's continuous order book: H100 GPU-hours for yuan, one lot an hour (3,600
+/// GPU-seconds), prices in whole fen per lot, a 0.3% seller's fee.
+const CONTINUOUS_PRODUCT: &str = "GPUH:H100/CNY";
+
+/// The demo's call-auction book: the same goods, cleared at one price every 10 seconds.
+const AUCTION_PRODUCT: &str = "GPUH:H100@auction/CNY";
+const AUCTION_INTERVAL_S: u32 = 10;
+
+const LOT_SIZE_GPU_S: u128 = 3_600;
+const TICK_FEN: u64 = 1;
+const FEE_BPS: u16 = 30;
+
+/// The token family the demo's package sells.
+const TOKEN_ASSET: &str = "TOK:qwen";
+
+/// The provider that lists and meters the token package.
+const PROVIDER: &str = "provider-telecom";
+
+/// "10,000,000 tokens of qwen, 30 days, ¥9.9", 1,000 in stock.
+const TOKEN_PACKAGE_ID: &str = "qwen-10m-30d";
+const TOKEN_PACKAGE_TITLE: &str = "10,000,000 tokens of qwen, 30 days";
+const TOKEN_PACKAGE_TOKENS: u128 = 10_000_000;
+const TOKEN_PACKAGE_PRICE_FEN: u128 = 990;
+const TOKEN_PACKAGE_VALIDITY_S: u32 = 30 * 24 * 3600;
+const TOKEN_PACKAGE_STOCK: u64 = 1_000;
+
+/// The parties that get a `TOK:qwen` account to receive token quotas in.
+const TOKEN_ACCOUNT_PARTIES: [&str; 2] = ["sme-alpha", "sme-beta"];
+
+/// The institution whose GPU time is on sale, and how much it is given from the `GPUH:H100`
+/// mint to sell: 100 H100-hours.
+const SELLER: &str = "univ-tsinghua";
+const SELLER_FUNDING_GPU_S: u128 = 100 * 3_600;
+
+/// The funding transfer of the seller's GPU time.
+const SELLER_FUNDING_TRANSFER_ID: u128 = 1_000_101;
+
+/// The SME whose bid rests on the demo book.
+const BIDDER: &str = "sme-alpha";
+
+/// The demo's resting orders: (order id, owner, side, price per lot in fen, lots). The ask is
+/// ¥25.00 an H100-hour, the bid ¥23.00, so they rest without trading.
+const DEMO_ORDERS: [(u128, &str, Side, u64, u128); 2] = [
+    (9_001, SELLER, Side::Sell, 2_500, 10),
+    (9_002, BIDDER, Side::Buy, 2_300, 5),
+];
+
 /// The operator's mint account for the asset at `position` in `DEMO_ASSETS`: 1001, 1002, …
 fn mint_account_id(position: usize) -> u128 {
     1_000 + position as u128 + 1
@@ -110,6 +171,33 @@ fn mint_account_id(position: usize) -> u128 {
 /// `asset_position` in `MAIN_ACCOUNT_ASSETS`: 10101, 10102, 10201, …
 fn main_account_id(party_position: usize, asset_position: usize) -> u128 {
     10_000 + 100 * (party_position as u128 + 1) + asset_position as u128 + 1
+}
+
+/// A party's main account of `asset`, guarded against overdraft.
+fn main_account(id: u128, asset: Asset) -> NewAccount {
+    NewAccount {
+        id,
+        asset,
+        kind: AccountKind::Main,
+        flags: AccountFlags {
+            debits_must_not_exceed_credits: true,
+            ..AccountFlags::default()
+        },
+        reference: 0,
+    }
+}
+
+/// The position of a demo party in `DEMO_PARTIES`.
+fn party_position(party: &str) -> anyhow::Result<usize> {
+    DEMO_PARTIES
+        .iter()
+        .position(|(name, _)| *name == party)
+        .with_context(|| format!("{party} is not a demo party"))
+}
+
+/// The `TOK:qwen` account of a demo party: the asset after `MAIN_ACCOUNT_ASSETS`, 10203, ….
+fn token_account_id(party_position: usize) -> u128 {
+    main_account_id(party_position, MAIN_ACCOUNT_ASSETS.len())
 }
 
 /// The funding transfer of the party at `position` in `FUNDED_PARTIES`: 1000001, …
@@ -172,6 +260,36 @@ struct ClusterFile {
     operator: OperatorFile,
     parties: Vec<PartyFile>,
     funding: Vec<FundingFile>,
+    /// Absent in a file written before the supermarket existed (seeded on the next start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    market: Option<MarketFile>,
+}
+
+/// The supermarket's demo: products, packages, token accounts and resting orders.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct MarketFile {
+    products: Vec<ProductSpec>,
+    packages: Vec<PackageFile>,
+    /// Party → its `TOK:qwen` account.
+    token_accounts: BTreeMap<String, String>,
+    orders: Vec<OrderFile>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct PackageFile {
+    lister: String,
+    #[serde(flatten)]
+    spec: PackageSpec,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct OrderFile {
+    order_id: String,
+    owner: String,
+    product_id: String,
+    side: Side,
+    price: String,
+    quantity: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -239,9 +357,22 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
 
     let startup = async {
         wait_for_health(&nodes).await?;
-        if existing.is_none() {
-            let file = bootstrap(&dir, &nodes, base_port).await?;
-            write_cluster_file(&cluster_path, &file)?;
+        match &existing {
+            None => {
+                let file = bootstrap(&dir, &nodes, base_port).await?;
+                write_cluster_file(&cluster_path, &file)?;
+            }
+            Some(file) if file.market.is_none() => {
+                // Written by a `cbank dev` from before the supermarket: add its demo now.
+                wait_for_leader(&nodes).await?;
+                let client = NodeClient::new(&nodes[0].url())?;
+                let mut file = file.clone();
+                let market = seed_market(&dir, &client, &mut file.parties).await?;
+                file.funding.push(market.1);
+                file.market = Some(market.0);
+                write_cluster_file(&cluster_path, &file)?;
+            }
+            Some(_) => {}
         }
         let leader = wait_for_leader(&nodes).await?;
         print_summary(&dir, &nodes, leader, existing.is_none());
@@ -671,7 +802,9 @@ async fn bootstrap(
         }
     }
     let client = NodeClient::new(&first.url())?;
-    let world = create_demo_world(dir, &client).await?;
+    let mut world = create_demo_world(dir, &client).await?;
+    let (market, seller_funding) = seed_market(dir, &client, &mut world.parties).await?;
+    world.funding.push(seller_funding);
     Ok(ClusterFile {
         format: CLUSTER_FILE_FORMAT,
         base_port,
@@ -689,6 +822,7 @@ async fn bootstrap(
         operator: world.operator,
         parties: world.parties,
         funding: world.funding,
+        market: Some(market),
     })
 }
 
@@ -817,16 +951,7 @@ async fn create_demo_world(dir: &Path, client: &NodeClient) -> anyhow::Result<De
             for (asset_position, code) in MAIN_ACCOUNT_ASSETS.iter().enumerate() {
                 let id = main_account_id(party_position, asset_position);
                 accounts.insert((*code).to_owned(), id.to_string());
-                new_accounts.push(NewAccount {
-                    id,
-                    asset: code.parse().context("a demo asset code")?,
-                    kind: AccountKind::Main,
-                    flags: AccountFlags {
-                        debits_must_not_exceed_credits: true,
-                        ..AccountFlags::default()
-                    },
-                    reference: 0,
-                });
+                new_accounts.push(main_account(id, code.parse().context("a demo asset code")?));
             }
             let command = Command::CreateAccounts {
                 accounts: new_accounts,
@@ -890,6 +1015,150 @@ async fn create_demo_world(dir: &Path, client: &NodeClient) -> anyhow::Result<De
     })
 }
 
+/// Seeds the supermarket's demo (every step tolerates having been taken before): the token
+/// asset, the SMEs' `TOK:qwen` accounts (added to `parties`), 100 H100-hours for the
+/// institution to sell, the continuous and auction products, the provider's token package,
+/// and a resting ask and bid on the continuous book. Returns the `market` section and the
+/// seller's funding line.
+async fn seed_market(
+    dir: &Path,
+    client: &NodeClient,
+    parties: &mut [PartyFile],
+) -> anyhow::Result<(MarketFile, FundingFile)> {
+    println!("cbank dev: stocking the supermarket");
+    let (_, operator) = demo_key_file(dir, OPERATOR)?;
+    let token: Asset = TOKEN_ASSET.parse().context("the demo token asset")?;
+    let h100: Asset = "GPUH:H100".parse().context("a demo asset code")?;
+    let register = Command::RegisterAsset {
+        asset: token.clone(),
+    };
+    demo_write(client, &operator, register, &["asset_exists"]).await?;
+
+    let mut token_accounts = BTreeMap::new();
+    for party in TOKEN_ACCOUNT_PARTIES {
+        let id = token_account_id(party_position(party)?);
+        let (_, key_file) = demo_key_file(dir, party)?;
+        let command = Command::CreateAccounts {
+            accounts: vec![main_account(id, token.clone())],
+        };
+        demo_write(client, &key_file, command, &[]).await?;
+        token_accounts.insert(party.to_owned(), id.to_string());
+        if let Some(file) = parties.iter_mut().find(|file| file.party == party) {
+            file.accounts.insert(TOKEN_ASSET.to_owned(), id.to_string());
+        }
+    }
+
+    let seller = party_position(SELLER)?;
+    let seller_gpu = main_account_id(seller, 1);
+    let h100_mint = DEMO_ASSETS
+        .iter()
+        .position(|code| *code == "GPUH:H100")
+        .map(mint_account_id)
+        .context("GPUH:H100 is a demo asset")?;
+    let funding = Transfer {
+        id: SELLER_FUNDING_TRANSFER_ID,
+        debit_account_id: h100_mint,
+        credit_account_id: seller_gpu,
+        amount: SELLER_FUNDING_GPU_S,
+        pending_id: 0,
+        timeout_s: 0,
+        code: FUNDING_TRANSFER_CODE,
+        reference: 0,
+        flags: TransferFlags::default(),
+    };
+    let command = Command::CreateTransfers {
+        transfers: vec![funding],
+    };
+    demo_write(client, &operator, command, &[]).await?;
+    let seller_funding = FundingFile {
+        transfer_id: SELLER_FUNDING_TRANSFER_ID.to_string(),
+        to_party: SELLER.to_owned(),
+        account: seller_gpu.to_string(),
+        amount: SELLER_FUNDING_GPU_S.to_string(),
+        asset: "GPUH:H100".to_owned(),
+    };
+
+    let products: Vec<ProductSpec> = [
+        (CONTINUOUS_PRODUCT, None),
+        (AUCTION_PRODUCT, Some(AUCTION_INTERVAL_S)),
+    ]
+    .into_iter()
+    .map(|(product_id, auction_interval_s)| ProductSpec {
+        product_id: product_id.to_owned(),
+        base: h100.clone(),
+        quote: Asset::Cny,
+        lot_size: LOT_SIZE_GPU_S,
+        tick: TICK_FEN,
+        fee_bps: FEE_BPS,
+        auction_interval_s,
+    })
+    .collect();
+    for product in &products {
+        let command = Command::ListProduct {
+            product: product.clone(),
+        };
+        demo_write(client, &operator, command, &[]).await?;
+    }
+
+    let provider = party_position(PROVIDER)?;
+    let (_, provider_key) = demo_key_file(dir, PROVIDER)?;
+    let package = PackageSpec {
+        package_id: TOKEN_PACKAGE_ID.to_owned(),
+        title: TOKEN_PACKAGE_TITLE.to_owned(),
+        asset: token,
+        quantity: TOKEN_PACKAGE_TOKENS,
+        price: TOKEN_PACKAGE_PRICE_FEN,
+        validity_s: TOKEN_PACKAGE_VALIDITY_S,
+        stock: TOKEN_PACKAGE_STOCK,
+        seller_account_id: main_account_id(provider, 0),
+        goods_account_id: None,
+        provider: Some(provider_key.party.clone()),
+    };
+    let command = Command::ListPackage {
+        package: package.clone(),
+    };
+    demo_write(client, &provider_key, command, &[]).await?;
+
+    let mut orders = Vec::new();
+    for (order_id, owner, side, price, lots) in DEMO_ORDERS {
+        let position = party_position(owner)?;
+        let (_, key_file) = demo_key_file(dir, owner)?;
+        let order = OrderSpec {
+            order_id,
+            product_id: CONTINUOUS_PRODUCT.to_owned(),
+            side,
+            price: Some(price),
+            quantity: lots * LOT_SIZE_GPU_S,
+            time_in_force: TimeInForce::Gtc,
+            post_only: true,
+            self_trade: SelfTrade::CancelTaker,
+            base_account_id: main_account_id(position, 1),
+            quote_account_id: main_account_id(position, 0),
+            vouchers: Vec::new(),
+        };
+        orders.push(OrderFile {
+            order_id: order_id.to_string(),
+            owner: owner.to_owned(),
+            product_id: order.product_id.clone(),
+            side,
+            price: price.to_string(),
+            quantity: order.quantity.to_string(),
+        });
+        demo_write(client, &key_file, Command::PlaceOrder { order }, &[]).await?;
+    }
+
+    let market = MarketFile {
+        products,
+        packages: vec![PackageFile {
+            lister: PROVIDER.to_owned(),
+            spec: package,
+        }],
+        token_accounts,
+        orders,
+    };
+    Ok((market, seller_funding))
+}
+
 fn print_summary(dir: &Path, nodes: &[NodeLayout], leader: u64, first_run: bool) {
     let state = if first_run { "created" } else { "resumed" };
     println!();
@@ -927,6 +1196,14 @@ fn print_summary(dir: &Path, nodes: &[NodeLayout], leader: u64, first_run: bool)
     println!("  cbank account transfers {payer}");
     println!("  cbank journal --from 1 --limit 5");
     println!("  cbank head");
+    println!("  cbank market products");
+    println!("  cbank market depth --product {CONTINUOUS_PRODUCT}");
+    let token_account = token_account_id(1);
+    println!(
+        "  cbank shelf buy --key {} --purchase-id 77 --package-id {TOKEN_PACKAGE_ID} \\\n      --pay-account {payer} --receive-account {token_account}",
+        sme.display()
+    );
+    println!("  cbank usage quotas {token_account}");
     println!();
     println!("Press Ctrl-C to stop the cluster.");
 }
@@ -971,6 +1248,24 @@ mod tests {
         for code in DEMO_ASSETS.iter().chain(MAIN_ACCOUNT_ASSETS.iter()) {
             assert!(code.parse::<Asset>().is_ok());
         }
+        // The supermarket's demo names demo parties and fresh ids.
+        for party in TOKEN_ACCOUNT_PARTIES {
+            let position = party_position(party).unwrap();
+            assert!(ids.insert(token_account_id(position)));
+        }
+        assert_eq!(token_account_id(1), 10203);
+        for party in [SELLER, BIDDER, PROVIDER] {
+            assert!(party_position(party).is_ok());
+        }
+        assert_eq!(
+            DEMO_PARTIES[party_position(PROVIDER).unwrap()].1,
+            Role::Provider
+        );
+        assert!(DEMO_ASSETS.contains(&TOKEN_ASSET));
+        assert!((0..FUNDED_PARTIES.len())
+            .all(|position| funding_transfer_id(position) != SELLER_FUNDING_TRANSFER_ID));
+        // The ask rests above the bid, so the demo's orders do not trade with each other.
+        assert!(DEMO_ORDERS[0].3 > DEMO_ORDERS[1].3);
     }
 
     #[test]
@@ -1000,12 +1295,17 @@ mod tests {
             },
             parties: vec![],
             funding: vec![],
+            market: None,
         };
         write_cluster_file(&path, &file).unwrap();
         let read = read_cluster_file(&path).unwrap().unwrap();
         assert_eq!(read.base_port, 7100);
         assert_eq!(read.members[2].http_addr.port(), 7103);
         assert!(!path.with_extension("json.tmp").exists());
+        assert!(
+            read.market.is_none(),
+            "a file from before the supermarket reads as one"
+        );
         std::fs::write(&path, "{").unwrap();
         let error = format!("{:#}", read_cluster_file(&path).unwrap_err());
         assert!(error.contains("not a cbank dev cluster file"), "{error}");

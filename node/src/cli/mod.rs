@@ -4,6 +4,7 @@
 //! `node start`, which runs a node in this process, and `dev`, which runs three of them as
 //! child processes. Map: `keys.rs` (key files), `client.rs` (HTTP to a node), `commands.rs`
 //! (sign and submit ledger commands, reads), `bank.rs` (the compute bank's commands),
+//! `market.rs` (the supermarket's: `market`, `shelf` and `usage`),
 //! `cluster.rs` (membership administration), `dev.rs` (the local three-node cluster).
 //!
 //! This module must never hold business rules: it builds `ledger` commands from arguments and
@@ -16,6 +17,7 @@ pub mod cluster;
 pub mod commands;
 pub mod dev;
 pub mod keys;
+pub mod market;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ledger::{AccountKind, Asset, PartyId, PublicKey, Role};
@@ -89,6 +91,10 @@ pub enum TopCommand {
     /// `statement` (top-level subcommands, defined in `bank.rs`).
     #[command(flatten)]
     Bank(bank::BankCommand),
+    /// The compute supermarket: `market` (order books), `shelf` (packages) and `usage` (token
+    /// quotas), defined in `market.rs`.
+    #[command(flatten)]
+    Market(market::MarketTop),
 }
 
 #[derive(Debug, Subcommand)]
@@ -597,6 +603,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         TopCommand::Dev(args) => dev::run(args).await,
         TopCommand::Agent(args) => crate::agent::run(args).await,
         TopCommand::Bank(command) => bank::run(command).await,
+        TopCommand::Market(command) => market::run(command).await,
         other => commands::run(other).await,
     }
 }

@@ -10,31 +10,23 @@
 
 use super::errors::ApiError;
 use super::extract::{parse_bounded, parse_u128, Params, PathText};
-use super::reads::{ensure_fresh, json_answer, storage_error, Consistency, ReadParams};
-use super::routes::ApiState;
-use crate::limits::{
-    BANK_LIST_PAGE_DEFAULT, BANK_LIST_PAGE_MAX, STATEMENT_HEADER_LINES, STATEMENT_LINES_MAX,
+use super::reads::{
+    answer, answer_by_id, ensure_fresh, json_answer, list_page, no_party, page, parse_party,
+    party_list, storage_error, Consistency, ListParams, ReadParams,
 };
+use super::routes::ApiState;
+use crate::limits::{STATEMENT_HEADER_LINES, STATEMENT_LINES_MAX};
 use crate::storage::{AppliedState, ACCOUNT_TRANSFERS_PAGE_MAX};
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use ledger::bank::{Allocation, AllocationState, Withdrawal};
 use ledger::statement::{statement, Statement};
-use ledger::{Account, Asset, Ledger, PartyId, TransferRecord};
+use ledger::{Account, Asset, Ledger, TransferRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::ops::Bound;
-
-/// Query parameters of the paged lists of offers and withdrawals.
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct ListParams {
-    #[serde(default)]
-    consistency: Consistency,
-    after: Option<String>,
-    limit: Option<String>,
-}
 
 /// Which allocations `GET /v1/hosts/{id}/allocations` lists.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -88,74 +80,8 @@ pub(crate) struct StatementParams {
     asset: Option<String>,
 }
 
-/// Reads from the ledger after making the read as fresh as `consistency` asks.
-async fn answer<T: Serialize>(
-    api: &ApiState,
-    consistency: Consistency,
-    uri: &Uri,
-    headers: &HeaderMap,
-    read: impl FnOnce(&Ledger) -> Result<T, ApiError>,
-) -> Response {
-    if let Err(answer) = ensure_fresh(api, consistency, uri, headers).await {
-        return answer;
-    }
-    match api.applied.read(read) {
-        Ok(value) => json_answer(&value),
-        Err(error) => error.into_response(),
-    }
-}
-
-/// The `after` and `limit` of a list page.
-fn list_page(after: Option<&str>, limit: Option<&str>) -> Result<(Option<u128>, usize), ApiError> {
-    let after = match after {
-        Some(after) => Some(parse_u128("after", after)?),
-        None => None,
-    };
-    let limit = parse_bounded(
-        "limit",
-        limit,
-        BANK_LIST_PAGE_DEFAULT as u64,
-        1,
-        BANK_LIST_PAGE_MAX as u64,
-    )?;
-    // `limit` is at most BANK_LIST_PAGE_MAX, which fits in usize.
-    Ok((after, limit as usize))
-}
-
-/// At most `limit` items, and the id of the last one if more follow (the next page's `after`).
-fn page<T>(
-    items: impl Iterator<Item = T>,
-    limit: usize,
-    id_of: impl Fn(&T) -> u128,
-) -> (Vec<T>, Option<String>) {
-    let mut items: Vec<T> = items.take(limit + 1).collect();
-    if items.len() > limit {
-        items.truncate(limit);
-        let next = items.last().map(|item| id_of(item).to_string());
-        (items, next)
-    } else {
-        (items, None)
-    }
-}
-
-fn parse_party(text: String) -> Result<PartyId, ApiError> {
-    let party = PartyId::new(text);
-    if party.is_valid() {
-        Ok(party)
-    } else {
-        Err(ApiError::invalid_parameter(format!(
-            "{:?} is not a party id (1 to 64 characters of a-z, 0-9, '.', '_', '-')",
-            party.as_str()
-        )))
-    }
-}
-
 fn no_host(host_id: &str) -> ApiError {
     ApiError::not_found(format!("no host {host_id:?}"))
-}
-
-fn no_party(party: &PartyId) -> ApiError {
-    ApiError::not_found(format!("no party {party}"))
 }
 
 /// `GET /v1/rates`: the rate table in force.
@@ -264,14 +190,18 @@ pub(crate) async fn offer(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let id = match parse_u128("offer id", &id) {
-        Ok(id) => id,
-        Err(error) => return error.into_response(),
-    };
-    answer(&api, params.consistency, &uri, &headers, |ledger| {
-        let offer = ledger.bank().offers.get(&id).cloned();
-        offer.ok_or_else(|| ApiError::not_found(format!("no offer {id}")))
-    })
+    answer_by_id(
+        &api,
+        "offer id",
+        &id,
+        params.consistency,
+        &uri,
+        &headers,
+        |ledger, id| {
+            let offer = ledger.bank().offers.get(&id).cloned();
+            offer.ok_or_else(|| ApiError::not_found(format!("no offer {id}")))
+        },
+    )
     .await
 }
 
@@ -331,14 +261,18 @@ pub(crate) async fn allocation(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let id = match parse_u128("allocation id", &id) {
-        Ok(id) => id,
-        Err(error) => return error.into_response(),
-    };
-    answer(&api, params.consistency, &uri, &headers, |ledger| {
-        let allocation = ledger.bank().allocations.get(&id).cloned();
-        allocation.ok_or_else(|| ApiError::not_found(format!("no allocation {id}")))
-    })
+    answer_by_id(
+        &api,
+        "allocation id",
+        &id,
+        params.consistency,
+        &uri,
+        &headers,
+        |ledger, id| {
+            let allocation = ledger.bank().allocations.get(&id).cloned();
+            allocation.ok_or_else(|| ApiError::not_found(format!("no allocation {id}")))
+        },
+    )
     .await
 }
 
@@ -350,14 +284,18 @@ pub(crate) async fn withdrawal(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let id = match parse_u128("withdrawal id", &id) {
-        Ok(id) => id,
-        Err(error) => return error.into_response(),
-    };
-    answer(&api, params.consistency, &uri, &headers, |ledger| {
-        let withdrawal = ledger.bank().withdrawals.get(&id).cloned();
-        withdrawal.ok_or_else(|| ApiError::not_found(format!("no withdrawal {id}")))
-    })
+    answer_by_id(
+        &api,
+        "withdrawal id",
+        &id,
+        params.consistency,
+        &uri,
+        &headers,
+        |ledger, id| {
+            let withdrawal = ledger.bank().withdrawals.get(&id).cloned();
+            withdrawal.ok_or_else(|| ApiError::not_found(format!("no withdrawal {id}")))
+        },
+    )
     .await
 }
 
@@ -370,48 +308,45 @@ pub(crate) async fn party_withdrawals(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let parsed = parse_party(party).and_then(|party| {
-        let (after, limit) = list_page(params.after.as_deref(), params.limit.as_deref())?;
-        Ok((party, after, limit))
-    });
-    let (party, after, limit) = match parsed {
-        Ok(parsed) => parsed,
-        Err(error) => return error.into_response(),
-    };
-    answer(&api, params.consistency, &uri, &headers, |ledger| {
-        if ledger.party(&party).is_none() {
-            return Err(no_party(&party));
-        }
-        let bank = ledger.bank();
-        let key =
-            |withdrawal: &Withdrawal| (withdrawal.requested_at_ns, withdrawal.spec.withdrawal_id);
-        let mut withdrawals: Vec<&Withdrawal> = bank
-            .withdrawals
-            .values()
-            .filter(|withdrawal| withdrawal.party == party)
-            .collect();
-        withdrawals.sort_by_key(|withdrawal| key(withdrawal));
-        let cursor = match after {
-            None => None,
-            Some(withdrawal_id) => {
-                let withdrawal = bank.withdrawals.get(&withdrawal_id);
-                let withdrawal = withdrawal.filter(|withdrawal| withdrawal.party == party);
-                Some(key(withdrawal.ok_or_else(|| {
-                    ApiError::invalid_parameter(format!(
-                        "after names withdrawal {withdrawal_id}, which is not a withdrawal of \
+    party_list(
+        &api,
+        party,
+        &params,
+        &uri,
+        &headers,
+        |ledger, party, after, limit| {
+            let bank = ledger.bank();
+            let key = |withdrawal: &Withdrawal| {
+                (withdrawal.requested_at_ns, withdrawal.spec.withdrawal_id)
+            };
+            let mut withdrawals: Vec<&Withdrawal> = bank
+                .withdrawals
+                .values()
+                .filter(|withdrawal| withdrawal.party == *party)
+                .collect();
+            withdrawals.sort_by_key(|withdrawal| key(withdrawal));
+            let cursor = match after {
+                None => None,
+                Some(withdrawal_id) => {
+                    let withdrawal = bank.withdrawals.get(&withdrawal_id);
+                    let withdrawal = withdrawal.filter(|withdrawal| withdrawal.party == *party);
+                    Some(key(withdrawal.ok_or_else(|| {
+                        ApiError::invalid_parameter(format!(
+                            "after names withdrawal {withdrawal_id}, which is not a withdrawal of \
                          {party}"
-                    ))
-                })?))
-            }
-        };
-        let withdrawals = withdrawals
-            .into_iter()
-            .filter(|withdrawal| cursor.is_none_or(|cursor| key(withdrawal) > cursor));
-        let (withdrawals, next) = page(withdrawals, limit, |withdrawal| {
-            withdrawal.spec.withdrawal_id
-        });
-        Ok(json!({ "withdrawals": withdrawals, "next": next }))
-    })
+                        ))
+                    })?))
+                }
+            };
+            let withdrawals = withdrawals
+                .into_iter()
+                .filter(|withdrawal| cursor.is_none_or(|cursor| key(withdrawal) > cursor));
+            let (withdrawals, next) = page(withdrawals, limit, |withdrawal| {
+                withdrawal.spec.withdrawal_id
+            });
+            Ok(json!({ "withdrawals": withdrawals, "next": next }))
+        },
+    )
     .await
 }
 
@@ -632,7 +567,7 @@ mod tests {
     use super::*;
     use crate::limits::STATEMENT_LINE_BYTES_MAX;
     use ledger::statement::{Movement, Side, StatementLine};
-    use ledger::{Balances, PendingState};
+    use ledger::{Balances, PartyId, PendingState};
 
     #[test]
     fn the_largest_statement_line_fits_its_bound() {
@@ -703,22 +638,6 @@ mod tests {
             bytes < STATEMENT_HEADER_LINES * STATEMENT_LINE_BYTES_MAX,
             "{bytes} bytes"
         );
-    }
-
-    #[test]
-    fn pages_name_the_next_cursor_only_when_more_follow() {
-        let (items, next) = page(1..=3u128, 3, |item| *item);
-        assert_eq!((items, next), (vec![1, 2, 3], None));
-        let (items, next) = page(1..=4u128, 3, |item| *item);
-        assert_eq!((items, next), (vec![1, 2, 3], Some("3".to_owned())));
-        assert_eq!(
-            list_page(None, None).ok(),
-            Some((None, BANK_LIST_PAGE_DEFAULT))
-        );
-        assert_eq!(list_page(Some("9"), Some("2")).ok(), Some((Some(9), 2)));
-        assert!(list_page(Some("x"), None).is_err());
-        assert!(list_page(None, Some("0")).is_err());
-        assert!(list_page(None, Some("1001")).is_err());
     }
 
     #[test]

@@ -217,9 +217,21 @@ pub fn reason_status(reason: Reason) -> StatusCode {
         Reason::KeyNotOfSigner | Reason::SignerUnknown | Reason::SignatureInvalid => {
             StatusCode::UNAUTHORIZED
         }
-        Reason::NotPermitted => StatusCode::FORBIDDEN,
+        Reason::NotPermitted | Reason::NotOrderOwner => StatusCode::FORBIDDEN,
         Reason::NonceReplayed | Reason::GenesisAlreadyApplied => StatusCode::CONFLICT,
         Reason::BatchTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        // The supermarket (`spec/http.md`): what a command names does not exist…
+        Reason::ProductUnknown
+        | Reason::OrderUnknown
+        | Reason::AccountUnknown
+        | Reason::PackageUnknown => StatusCode::NOT_FOUND,
+        // … or exists already as something else (the same id with the same fields is an
+        // accepted repeat, not an error).
+        Reason::ProductExistsWithDifferentFields
+        | Reason::OrderExistsWithDifferentFields
+        | Reason::PackageExistsWithDifferentFields
+        | Reason::PurchaseExistsWithDifferentFields
+        | Reason::UsageEventExists => StatusCode::CONFLICT,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
@@ -231,6 +243,7 @@ pub fn reason_grpc_code(reason: Reason) -> tonic::Code {
         StatusCode::UNAUTHORIZED => tonic::Code::Unauthenticated,
         StatusCode::FORBIDDEN => tonic::Code::PermissionDenied,
         StatusCode::CONFLICT => tonic::Code::AlreadyExists,
+        StatusCode::NOT_FOUND => tonic::Code::NotFound,
         StatusCode::PAYLOAD_TOO_LARGE => tonic::Code::ResourceExhausted,
         _ => tonic::Code::FailedPrecondition,
     }
@@ -284,6 +297,56 @@ mod tests {
             count += 1;
         }
         assert!(count >= 26, "only {count} bank reasons found");
+    }
+
+    #[test]
+    fn the_market_reasons_named_by_the_spec() {
+        // spec/http.md: unknown things 404, a different thing under a taken id 409, another
+        // party's order 403; every other market reason (200 to 245) is 422.
+        let named = [
+            (Reason::ProductUnknown, 404),
+            (Reason::OrderUnknown, 404),
+            (Reason::AccountUnknown, 404),
+            (Reason::PackageUnknown, 404),
+            (Reason::ProductExistsWithDifferentFields, 409),
+            (Reason::OrderExistsWithDifferentFields, 409),
+            (Reason::PackageExistsWithDifferentFields, 409),
+            (Reason::PurchaseExistsWithDifferentFields, 409),
+            (Reason::UsageEventExists, 409),
+            (Reason::NotOrderOwner, 403),
+        ];
+        for (reason, status) in named {
+            assert_eq!(reason_status(reason).as_u16(), status, "{reason}");
+        }
+        assert_eq!(
+            reason_grpc_code(Reason::OrderUnknown),
+            tonic::Code::NotFound
+        );
+        let others = Reason::ALL.iter().filter(|reason| {
+            (200..=245).contains(&reason.number())
+                && !named.iter().any(|(named, _)| named == *reason)
+        });
+        let mut count = 0;
+        for reason in others {
+            assert_eq!(reason_status(*reason).as_u16(), 422, "{reason}");
+            count += 1;
+        }
+        // Tick, lot, price, type, post-only, FOK, funds, goods, sold-out and quota problems.
+        for reason in [
+            Reason::PriceNotOnTick,
+            Reason::QuantityNotOnLot,
+            Reason::OrderTypeInvalid,
+            Reason::PostOnlyWouldCross,
+            Reason::FillOrKillUnfillable,
+            Reason::InsufficientFunds,
+            Reason::InsufficientGoods,
+            Reason::PackageSoldOut,
+            Reason::QuotaExhausted,
+            Reason::QuotaNone,
+        ] {
+            assert_eq!(reason_status(reason).as_u16(), 422, "{reason}");
+        }
+        assert!(count >= 25, "only {count} other market reasons found");
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //! - `proposer.rs`: the bounded queue and the group-commit loop that stamps commands and hands
 //!   them to Raft.
 //! - `routes.rs`: the axum router, the shared `Api` state, and the fallbacks that make
-//!   every error our JSON; `writes.rs`, `reads.rs`, `bank.rs` (the compute bank's reads) and
-//!   `admin.rs` are the handlers;
+//!   every error our JSON; `writes.rs`, `reads.rs`, `bank.rs` (the compute bank's reads),
+//!   `market.rs` (the supermarket's reads and the alert stream) and `admin.rs` are the handlers;
 //!   `extract.rs` the request extractors; `forward.rs` follower-to-leader forwarding.
 //! - `errors.rs`: the one mapping from ledger reasons and node errors to HTTP status and
 //!   `{code, message}`; `metrics.rs`: the Prometheus registry behind `/metrics`.
@@ -28,6 +28,7 @@ mod config;
 pub mod errors;
 mod extract;
 mod forward;
+mod market;
 mod metrics;
 mod node_files;
 mod proposer;

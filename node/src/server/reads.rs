@@ -4,16 +4,18 @@
 //! linearizable read on the leader first confirms leadership with a quorum and waits until the
 //! read point is applied (`ensure_linearizable`); on a follower it is forwarded to the leader.
 //! A local read answers from this node's applied state at once. `health`, `cluster` and `state`
-//! describe this node and are always local. This file never writes anything.
+//! describe this node and are always local. This file also holds what every read module shares
+//! (`bank.rs`, `market.rs`): [`answer`], the list pages ([`list_page`], [`page`]) and party ids
+//! ([`parse_party`]). This file never writes anything.
 
 use super::errors::ApiError;
 use super::extract::{parse_bounded, parse_u128, Params, PathText};
-use super::forward::{leader_from, leadership, no_leader, Leadership};
+use super::forward::{leader_from, leadership, no_leader, LeaderAddr, Leadership};
 use super::metrics::role_name;
 use super::routes::ApiState;
 use crate::limits::{
-    ACCOUNT_TRANSFERS_PAGE_DEFAULT, ACCOUNT_TRANSFERS_PAGE_MAX, JOURNAL_PAGE_ENTRIES_DEFAULT,
-    JOURNAL_PAGE_ENTRIES_MAX, READ_DEADLINE,
+    ACCOUNT_TRANSFERS_PAGE_DEFAULT, ACCOUNT_TRANSFERS_PAGE_MAX, BANK_LIST_PAGE_DEFAULT,
+    BANK_LIST_PAGE_MAX, JOURNAL_PAGE_ENTRIES_DEFAULT, JOURNAL_PAGE_ENTRIES_MAX, READ_DEADLINE,
 };
 use crate::storage::ReadError;
 use axum::body::Bytes;
@@ -21,7 +23,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ledger::{Checkpoint, PartyId};
+use ledger::{Checkpoint, Ledger, PartyId};
 use openraft::error::{CheckIsLeaderError, RaftError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -54,32 +56,45 @@ pub(crate) struct PageParams {
     limit: Option<String>,
 }
 
-/// Makes a read as fresh as `consistency` asks. `Err` carries the whole answer: the leader's
-/// relayed response (on a follower) or an error.
-pub(super) async fn ensure_fresh(
+/// Query parameters of the paged lists (`after`, `limit`; numbers are parsed by [`list_page`]).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ListParams {
+    #[serde(default)]
+    pub(super) consistency: Consistency,
+    pub(super) after: Option<String>,
+    pub(super) limit: Option<String>,
+}
+
+/// Where a read as fresh as its `consistency` asks can be answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum ReadPoint {
+    /// From this node's applied state, now: a local read, or a linearizable one on a leader
+    /// that has confirmed its leadership and applied up to the read point.
+    Here,
+    /// Only by the leader (this node is a follower, or found it no longer leads).
+    AtLeader(LeaderAddr),
+}
+
+/// Finds where a read as fresh as `consistency` asks can be answered; on the leader, confirms
+/// leadership with a quorum and waits until the read point is applied. `Err` is the whole
+/// answer (no leader, or no quorum in time).
+pub(super) async fn read_point(
     api: &ApiState,
     consistency: Consistency,
-    uri: &Uri,
-    headers: &HeaderMap,
-) -> Result<(), Response> {
+) -> Result<ReadPoint, Response> {
     if consistency == Consistency::Local {
-        return Ok(());
+        return Ok(ReadPoint::Here);
     }
-    let forward = |leader| async move {
-        api.forwarder
-            .forward(&leader, Method::GET, uri, headers, Bytes::new())
-            .await
-    };
     match leadership(&api.raft).await {
         Leadership::Leader => {}
-        Leadership::Follower(leader) => return Err(forward(leader).await),
+        Leadership::Follower(leader) => return Ok(ReadPoint::AtLeader(leader)),
         Leadership::Unknown(why) => return Err(no_leader(&why)),
     }
     match tokio::time::timeout(READ_DEADLINE, api.raft.ensure_linearizable()).await {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(_)) => Ok(ReadPoint::Here),
         Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(to)))) => {
             match leader_from(&to) {
-                Some(leader) => Err(forward(leader).await),
+                Some(leader) => Ok(ReadPoint::AtLeader(leader)),
                 None => Err(no_leader("this node is no longer the leader")),
             }
         }
@@ -95,12 +110,151 @@ pub(super) async fn ensure_fresh(
     }
 }
 
+/// Makes a read as fresh as `consistency` asks. `Err` carries the whole answer: the leader's
+/// relayed response (on a follower) or an error.
+pub(super) async fn ensure_fresh(
+    api: &ApiState,
+    consistency: Consistency,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<(), Response> {
+    match read_point(api, consistency).await? {
+        ReadPoint::Here => Ok(()),
+        ReadPoint::AtLeader(leader) => Err(api
+            .forwarder
+            .forward(&leader, Method::GET, uri, headers, Bytes::new())
+            .await),
+    }
+}
+
 /// A value as a JSON response.
 pub(super) fn json_answer(value: &impl Serialize) -> Response {
     match serde_json::to_value(value) {
         Ok(value) => Json(value).into_response(),
         Err(error) => ApiError::internal(format!("encoding the answer: {error}")).into_response(),
     }
+}
+
+/// Reads from the ledger after making the read as fresh as `consistency` asks.
+pub(super) async fn answer<T: Serialize>(
+    api: &ApiState,
+    consistency: Consistency,
+    uri: &Uri,
+    headers: &HeaderMap,
+    read: impl FnOnce(&Ledger) -> Result<T, ApiError>,
+) -> Response {
+    if let Err(answer) = ensure_fresh(api, consistency, uri, headers).await {
+        return answer;
+    }
+    match api.applied.read(read) {
+        Ok(value) => json_answer(&value),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// A read of one thing named by a decimal id in the path (`what` names the id in errors): 400
+/// for an id that does not parse, else what `read` makes of it once the read is fresh.
+pub(super) async fn answer_by_id<T: Serialize>(
+    api: &ApiState,
+    what: &str,
+    id: &str,
+    consistency: Consistency,
+    uri: &Uri,
+    headers: &HeaderMap,
+    read: impl FnOnce(&Ledger, u128) -> Result<T, ApiError>,
+) -> Response {
+    let id = match parse_u128(what, id) {
+        Ok(id) => id,
+        Err(error) => return error.into_response(),
+    };
+    answer(api, consistency, uri, headers, |ledger| read(ledger, id)).await
+}
+
+/// The `after` (an id) and `limit` of a list page.
+pub(super) fn list_page(
+    after: Option<&str>,
+    limit: Option<&str>,
+) -> Result<(Option<u128>, usize), ApiError> {
+    let after = match after {
+        Some(after) => Some(parse_u128("after", after)?),
+        None => None,
+    };
+    Ok((after, page_limit(limit)?))
+}
+
+/// The `limit` of a list page: 1 to `BANK_LIST_PAGE_MAX`, a whole page by default.
+pub(super) fn page_limit(limit: Option<&str>) -> Result<usize, ApiError> {
+    let limit = parse_bounded(
+        "limit",
+        limit,
+        BANK_LIST_PAGE_DEFAULT as u64,
+        1,
+        BANK_LIST_PAGE_MAX as u64,
+    )?;
+    // `limit` is at most BANK_LIST_PAGE_MAX, which fits in usize.
+    Ok(limit as usize)
+}
+
+/// At most `limit` items, and the cursor of the last one if more follow (the next page's
+/// `after`).
+pub(super) fn page<T, C: ToString>(
+    items: impl Iterator<Item = T>,
+    limit: usize,
+    cursor_of: impl Fn(&T) -> C,
+) -> (Vec<T>, Option<String>) {
+    let mut items: Vec<T> = items.take(limit + 1).collect();
+    if items.len() > limit {
+        items.truncate(limit);
+        let next = items.last().map(|item| cursor_of(item).to_string());
+        (items, next)
+    } else {
+        (items, None)
+    }
+}
+
+/// A party id from a path, checked against the ledger's rules.
+pub(super) fn parse_party(text: String) -> Result<PartyId, ApiError> {
+    let party = PartyId::new(text);
+    if party.is_valid() {
+        Ok(party)
+    } else {
+        Err(ApiError::invalid_parameter(format!(
+            "{:?} is not a party id (1 to 64 characters of a-z, 0-9, '.', '_', '-')",
+            party.as_str()
+        )))
+    }
+}
+
+pub(super) fn no_party(party: &PartyId) -> ApiError {
+    ApiError::not_found(format!("no party {party}"))
+}
+
+/// A paged list of one party's things (`/v1/parties/{id}/…?after=&limit=`): parses the party
+/// and the page (400 if either is bad), makes the read fresh, answers 404 for an unknown
+/// party, and otherwise what `read` makes of the party, the cursor and the limit.
+pub(super) async fn party_list<T: Serialize>(
+    api: &ApiState,
+    party: String,
+    params: &ListParams,
+    uri: &Uri,
+    headers: &HeaderMap,
+    read: impl FnOnce(&Ledger, &PartyId, Option<u128>, usize) -> Result<T, ApiError>,
+) -> Response {
+    let parsed = parse_party(party).and_then(|party| {
+        let (after, limit) = list_page(params.after.as_deref(), params.limit.as_deref())?;
+        Ok((party, after, limit))
+    });
+    let (party, after, limit) = match parsed {
+        Ok(parsed) => parsed,
+        Err(error) => return error.into_response(),
+    };
+    answer(api, params.consistency, uri, headers, |ledger| {
+        if ledger.party(&party).is_none() {
+            return Err(no_party(&party));
+        }
+        read(ledger, &party, after, limit)
+    })
+    .await
 }
 
 pub(super) fn storage_error(error: ReadError) -> ApiError {
@@ -339,19 +493,44 @@ pub(crate) async fn party(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let id = PartyId::new(id);
-    if !id.is_valid() {
-        return ApiError::invalid_parameter(format!(
-            "{:?} is not a party id (1 to 64 characters of a-z, 0-9, '.', '_', '-')",
-            id.as_str()
-        ))
-        .into_response();
+    let id = match parse_party(id) {
+        Ok(id) => id,
+        Err(error) => return error.into_response(),
+    };
+    answer(&api, params.consistency, &uri, &headers, |ledger| {
+        ledger.party(&id).cloned().ok_or_else(|| no_party(&id))
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_name_the_next_cursor_only_when_more_follow() {
+        let (items, next) = page(1..=3u128, 3, |item| *item);
+        assert_eq!((items, next), (vec![1, 2, 3], None));
+        let (items, next) = page(1..=4u128, 3, |item| *item);
+        assert_eq!((items, next), (vec![1, 2, 3], Some("3".to_owned())));
+        let (items, next) = page(["a", "b"].into_iter(), 1, |item| *item);
+        assert_eq!((items, next), (vec!["a"], Some("a".to_owned())));
+        assert_eq!(
+            list_page(None, None).ok(),
+            Some((None, BANK_LIST_PAGE_DEFAULT))
+        );
+        assert_eq!(list_page(Some("9"), Some("2")).ok(), Some((Some(9), 2)));
+        assert!(list_page(Some("x"), None).is_err());
+        assert!(list_page(None, Some("0")).is_err());
+        assert!(list_page(None, Some("1001")).is_err());
     }
-    if let Err(answer) = ensure_fresh(&api, params.consistency, &uri, &headers).await {
-        return answer;
-    }
-    match api.applied.read(|ledger| ledger.party(&id).cloned()) {
-        Some(party) => json_answer(&party),
-        None => ApiError::not_found(format!("no party {id}")).into_response(),
+
+    #[test]
+    fn party_ids_follow_the_ledger_rules() {
+        assert!(parse_party("sme-alpha".to_owned()).is_ok());
+        for bad in ["", "SME", "a/b", "a b"] {
+            let error = parse_party(bad.to_owned()).expect_err(bad);
+            assert_eq!(error.code, "invalid_parameter");
+        }
     }
 }

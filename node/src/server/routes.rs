@@ -9,11 +9,12 @@ use super::admin;
 use super::bank;
 use super::errors::ApiError;
 use super::forward::Forwarder;
+use super::market;
 use super::metrics::{self, Metrics};
 use super::proposer::Proposer;
 use super::reads;
 use super::writes;
-use crate::limits::{HTTP_REQUESTS_IN_FLIGHT_MAX, REQUEST_BYTES_MAX};
+use crate::limits::{ALERT_STREAMS_MAX, HTTP_REQUESTS_IN_FLIGHT_MAX, REQUEST_BYTES_MAX};
 use crate::network::Faults;
 use crate::raft_types::{NodeId, NodeInfo, Raft};
 use crate::storage::AppliedState;
@@ -26,7 +27,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use ledger::SigningKey;
 use std::sync::Arc;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::{watch, Mutex, Semaphore};
 
 /// What every handler shares.
 pub(crate) struct Api {
@@ -47,6 +48,11 @@ pub(crate) struct Api {
     pub membership_lock: Mutex<()>,
     /// Bounds the requests served at once (`HTTP_REQUESTS_IN_FLIGHT_MAX`).
     pub requests_in_flight: Arc<Semaphore>,
+    /// Bounds the alert streams served at once (`ALERT_STREAMS_MAX`).
+    pub alert_streams: Arc<Semaphore>,
+    /// Becomes `true` when the HTTP server starts to shut down: streams end then, so that
+    /// shutdown does not wait for clients that never hang up.
+    pub stopping: watch::Receiver<bool>,
 }
 
 pub(crate) type ApiState = Arc<Api>;
@@ -87,6 +93,23 @@ pub(crate) fn router(api: ApiState) -> Router {
         .route("/v1/accounts/{id}/statement", get(bank::account_statement))
         .route("/v1/parties/{id}/withdrawals", get(bank::party_withdrawals))
         .route("/v1/parties/{id}/statement", get(bank::party_statement))
+        .route("/v1/products", get(market::products).post(writes::products))
+        .route("/v1/market/depth", get(market::depth))
+        .route("/v1/market/trades", get(market::trades))
+        .route("/v1/market/candles", get(market::candles_of_product))
+        .route("/v1/orders", post(writes::orders))
+        .route("/v1/orders/cancel", post(writes::order_cancels))
+        .route("/v1/orders/amend", post(writes::order_amends))
+        .route("/v1/orders/{id}", get(market::order))
+        .route("/v1/parties/{id}/orders", get(market::party_orders))
+        .route("/v1/parties/{id}/fills", get(market::party_fills))
+        .route("/v1/packages", get(market::packages).post(writes::packages))
+        .route("/v1/packages/{id}", get(market::package))
+        .route("/v1/purchases", post(writes::purchases))
+        .route("/v1/usage", post(writes::usage))
+        .route("/v1/accounts/{id}/quotas", get(market::account_quotas))
+        .route("/v1/accounts/{id}/alerts", get(market::account_alerts))
+        .route("/v1/accounts/{id}/alerts/stream", get(market::alert_stream))
         .route("/v1/admin/cluster/init", post(admin::init))
         .route("/v1/admin/cluster/learners", post(admin::add_learner))
         .route("/v1/admin/cluster/promote", post(admin::promote))
@@ -103,6 +126,11 @@ pub(crate) fn router(api: ApiState) -> Router {
 /// A fresh semaphore for [`Api::requests_in_flight`].
 pub(crate) fn requests_in_flight() -> Arc<Semaphore> {
     Arc::new(Semaphore::new(HTTP_REQUESTS_IN_FLIGHT_MAX))
+}
+
+/// A fresh semaphore for [`Api::alert_streams`].
+pub(crate) fn alert_streams() -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(ALERT_STREAMS_MAX))
 }
 
 /// Refuses a request beyond `HTTP_REQUESTS_IN_FLIGHT_MAX` with `429 overloaded`, and counts

@@ -149,6 +149,7 @@ pub async fn start_node(config: NodeConfig) -> anyhow::Result<RunningNode> {
 
     let metrics = Arc::new(Metrics::new(id).context("registering the metrics")?);
     let (proposer, proposer_task) = Proposer::start(raft.clone(), applied.clone(), metrics.clone());
+    let (stop_http, stop_http_receiver) = watch::channel(false);
     let api = Arc::new(Api {
         node_id: id,
         node_info: NodeInfo {
@@ -166,8 +167,9 @@ pub async fn start_node(config: NodeConfig) -> anyhow::Result<RunningNode> {
         enable_fault_admin,
         membership_lock: Mutex::new(()),
         requests_in_flight: routes::requests_in_flight(),
+        alert_streams: routes::alert_streams(),
+        stopping: stop_http_receiver.clone(),
     });
-    let (stop_http, stop_http_receiver) = watch::channel(false);
     let app = routes::router(api);
     let http_server = tokio::spawn(async move {
         let result = axum::serve(http_listener, app)

@@ -1,5 +1,5 @@
-//! Write handlers: `POST /v1/commands`, the typed command routes (the bank's among them), and
-//! `/v1/commands/batch`.
+//! Write handlers: `POST /v1/commands`, the typed command routes (the bank's and the
+//! supermarket's among them), and `/v1/commands/batch`.
 //!
 //! A write is parsed, checked against its route's command type, checked for size and
 //! signature (a forged or oversized command never reaches the log), then proposed on the leader
@@ -53,6 +53,20 @@ pub(crate) enum WriteRoute {
     WithdrawalCancels,
     /// `POST /v1/allocation-reports`: `report_allocation`.
     AllocationReports,
+    /// `POST /v1/products`: `list_product`.
+    Products,
+    /// `POST /v1/orders`: `place_order`.
+    Orders,
+    /// `POST /v1/orders/cancel`: `cancel_order`.
+    OrderCancels,
+    /// `POST /v1/orders/amend`: `amend_order`.
+    OrderAmends,
+    /// `POST /v1/packages`: `list_package`.
+    Packages,
+    /// `POST /v1/purchases`: `buy_package`.
+    Purchases,
+    /// `POST /v1/usage`: `record_usage`.
+    Usage,
 }
 
 impl WriteRoute {
@@ -78,6 +92,13 @@ impl WriteRoute {
             WriteRoute::AllocationReports => {
                 matches!(command, Command::ReportAllocation { .. })
             }
+            WriteRoute::Products => matches!(command, Command::ListProduct { .. }),
+            WriteRoute::Orders => matches!(command, Command::PlaceOrder { .. }),
+            WriteRoute::OrderCancels => matches!(command, Command::CancelOrder { .. }),
+            WriteRoute::OrderAmends => matches!(command, Command::AmendOrder { .. }),
+            WriteRoute::Packages => matches!(command, Command::ListPackage { .. }),
+            WriteRoute::Purchases => matches!(command, Command::BuyPackage { .. }),
+            WriteRoute::Usage => matches!(command, Command::RecordUsage { .. }),
         }
     }
 
@@ -97,6 +118,13 @@ impl WriteRoute {
             WriteRoute::Withdrawals => "request_withdrawal",
             WriteRoute::WithdrawalCancels => "cancel_withdrawal",
             WriteRoute::AllocationReports => "report_allocation",
+            WriteRoute::Products => "list_product",
+            WriteRoute::Orders => "place_order",
+            WriteRoute::OrderCancels => "cancel_order",
+            WriteRoute::OrderAmends => "amend_order",
+            WriteRoute::Packages => "list_package",
+            WriteRoute::Purchases => "buy_package",
+            WriteRoute::Usage => "record_usage",
         }
     }
 }
@@ -289,6 +317,20 @@ typed_write_handlers! {
     withdrawal_cancels => WithdrawalCancels;
     /// `POST /v1/allocation-reports`.
     allocation_reports => AllocationReports;
+    /// `POST /v1/products`.
+    products => Products;
+    /// `POST /v1/orders`.
+    orders => Orders;
+    /// `POST /v1/orders/cancel`.
+    order_cancels => OrderCancels;
+    /// `POST /v1/orders/amend`.
+    order_amends => OrderAmends;
+    /// `POST /v1/packages`.
+    packages => Packages;
+    /// `POST /v1/purchases`.
+    purchases => Purchases;
+    /// `POST /v1/usage`.
+    usage => Usage;
 }
 
 /// The body of `POST /v1/commands/batch`.
@@ -414,6 +456,47 @@ mod tests {
             }
             assert_eq!(route.expected(), command.name());
             assert!(WriteRoute::Commands.accepts(command));
+        }
+    }
+
+    #[test]
+    fn each_market_command_has_one_typed_route() {
+        let market_routes = [
+            WriteRoute::Products,
+            WriteRoute::Orders,
+            WriteRoute::OrderCancels,
+            WriteRoute::OrderAmends,
+            WriteRoute::Packages,
+            WriteRoute::Purchases,
+            WriteRoute::Usage,
+        ];
+        let cases = [
+            (
+                Command::CancelOrder { order_id: 7 },
+                WriteRoute::OrderCancels,
+            ),
+            (
+                Command::AmendOrder {
+                    order_id: 7,
+                    price: None,
+                    quantity: 3_600,
+                },
+                WriteRoute::OrderAmends,
+            ),
+            (
+                Command::RecordUsage { events: Vec::new() },
+                WriteRoute::Usage,
+            ),
+        ];
+        for (command, route) in &cases {
+            for other in market_routes {
+                assert_eq!(other.accepts(command), other == *route, "{other:?}");
+            }
+            assert_eq!(route.expected(), command.name());
+            assert!(WriteRoute::Commands.accepts(command));
+        }
+        for route in market_routes {
+            assert!(!route.accepts(&Command::RegisterAsset { asset: Asset::Cny }));
         }
     }
 

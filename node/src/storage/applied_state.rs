@@ -19,10 +19,8 @@ use super::{
 };
 use crate::raft_types::{NodeId, NodeInfo};
 use ledger::codec;
-use ledger::ids::derived_id;
-use ledger::{Command, CommandResult, Effect, JournalEntry, Ledger, TransferRecord};
+use ledger::{JournalEntry, Ledger, TransferRecord};
 use openraft::{ErrorSubject, ErrorVerb, LogId, StorageError, StoredMembership};
-use std::collections::BTreeSet;
 use std::fmt;
 use std::ops::Bound;
 use std::path::Path;
@@ -120,94 +118,15 @@ pub(crate) fn record_applied(
     batch.insert(META_MEMBERSHIP, codec::encode(membership));
 }
 
-/// Adds a journal entry to `batch`, and the account index of the transfers it applied (those
-/// the command listed, and those the ledger derived for a bank command). Call it right after
-/// `ledger.apply` returned `entry`, with the same ledger.
+/// Adds a journal entry to `batch`, and the account index of every transfer it applied: those
+/// the command listed and those the ledger made for it (bank, market and voucher transfers,
+/// and those of auctions or expiries that fell due before it), as `Ledger::last_entry_transfers`
+/// reports them. Call it right after `ledger.apply` returned `entry`, with the same ledger.
 pub(crate) fn record_journal_entry(batch: &mut sled::Batch, ledger: &Ledger, entry: &JournalEntry) {
     batch.insert(&journal_key(entry.body.index)[..], codec::encode(entry));
-    // A derived transfer with this entry's journal index was made by this command; a rejected
-    // command made none (they were undone), a repeat none either.
-    for transfer_id in derived_transfer_candidates(ledger, &entry.body.command.body.command) {
-        if let Some(record) = ledger.transfer(transfer_id) {
-            if record.journal_index == entry.body.index {
-                index_transfer(batch, record);
-            }
-        }
+    for record in ledger.last_entry_transfers() {
+        index_transfer(batch, record);
     }
-    let Command::CreateTransfers { transfers } = &entry.body.command.body.command else {
-        return;
-    };
-    let CommandResult::Accepted(Effect::TransfersCreated { results }) = &entry.body.outcome.result
-    else {
-        return;
-    };
-    // Listed events did not apply (or were harmless repeats that changed nothing).
-    let not_applied: BTreeSet<u32> = results.iter().map(|result| result.index).collect();
-    for (position, transfer) in transfers.iter().enumerate() {
-        if u32::try_from(position).is_ok_and(|position| not_applied.contains(&position)) {
-            continue;
-        }
-        // The record has the accounts a post or void resolved to; it exists for every applied
-        // transfer, and its journal index tells it apart from an older transfer with that id.
-        if let Some(record) = ledger.transfer(transfer.id) {
-            if record.journal_index == entry.body.index {
-                index_transfer(batch, record);
-            }
-        }
-    }
-}
-
-/// The ids of the transfers a bank command may have derived (`spec/bank.md` §1.1 and §1.9),
-/// recomputed from the command and the state after it: a superset of what it made.
-fn derived_transfer_candidates(ledger: &Ledger, command: &Command) -> Vec<u128> {
-    let bank = ledger.bank();
-    match command {
-        Command::OfferCapacity { offer } => vec![offer_transfer_id(offer.offer_id, 0)],
-        Command::ReportMeter { report } => {
-            // A report makes at most three transfers (void, delivery, new reservation), and
-            // they are the offer's latest.
-            let count = bank
-                .offers
-                .get(&report.offer_id)
-                .map_or(0, |offer| offer.transfer_count);
-            (count.saturating_sub(METER_REPORT_TRANSFERS_MAX)..count)
-                .map(|sequence| offer_transfer_id(report.offer_id, sequence))
-                .collect()
-        }
-        Command::RequestWithdrawal { withdrawal } => {
-            vec![withdrawal_transfer_id(withdrawal.withdrawal_id, 0)]
-        }
-        Command::CancelWithdrawal { withdrawal_id } => {
-            vec![withdrawal_transfer_id(*withdrawal_id, 1)]
-        }
-        Command::ReportAllocation { allocation_id, .. } => bank
-            .allocations
-            .get(allocation_id)
-            .map(|allocation| withdrawal_transfer_id(allocation.withdrawal_id, 2))
-            .into_iter()
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// Transfers one meter report derives at most (`spec/bank.md` §5.1).
-const METER_REPORT_TRANSFERS_MAX: u32 = 3;
-
-/// `offer-transfer(offer_id, sequence)` of `spec/bank.md` §1.1.
-fn offer_transfer_id(offer_id: u128, sequence: u32) -> u128 {
-    derived_id(
-        "cbank.offer-transfer.v1",
-        &[&offer_id.to_le_bytes(), &sequence.to_le_bytes()],
-    )
-}
-
-/// `withdrawal-transfer(withdrawal_id, byte)` of `spec/bank.md` §1.1: the reservation (0), its
-/// cancelling void (1), its charge (2).
-fn withdrawal_transfer_id(withdrawal_id: u128, byte: u8) -> u128 {
-    derived_id(
-        "cbank.withdrawal-transfer.v1",
-        &[&withdrawal_id.to_le_bytes(), &[byte]],
-    )
 }
 
 fn index_transfer(batch: &mut sled::Batch, record: &TransferRecord) {
@@ -588,25 +507,250 @@ impl AppliedState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ledger::ids::system_account_id;
+    use ledger::limits::NS_PER_S;
+    use ledger::outcome::Scheduled;
+    use ledger::shelf::{PackageSpec, PurchaseSpec, UsageEvent};
+    use ledger::testing::{Harness, MAIN, OPERATOR};
+    use ledger::trading::{OrderSpec, ProductSpec};
+    use ledger::Command;
+    use ledger::{AccountKind, Asset, PartyId, Role, Transfer, TransferFlags};
+    use market::book::{SelfTrade, Side, TimeInForce};
+    use std::collections::BTreeSet;
+
+    /// Applies `command` and checks that the transfers the ledger reports for the entry are
+    /// exactly those stored with its journal index, so the account index misses none.
+    fn apply_and_check(h: &mut Harness, signer: &str, command: Command) -> JournalEntry {
+        let entry = h.submit(signer, command);
+        let reported: BTreeSet<u128> = h
+            .ledger
+            .last_entry_transfers()
+            .iter()
+            .map(|record| record.transfer.id)
+            .collect();
+        let made: BTreeSet<u128> = h
+            .ledger
+            .transfers()
+            .filter(|record| record.journal_index == entry.body.index)
+            .map(|record| record.transfer.id)
+            .collect();
+        assert_eq!(
+            reported,
+            made,
+            "entry {} ({})",
+            entry.body.index,
+            entry.body.command.body.command.name()
+        );
+        entry
+    }
+
+    fn limit(
+        id: u128,
+        product: &str,
+        side: Side,
+        price: u64,
+        lots: u128,
+        accounts: (u128, u128),
+    ) -> Command {
+        Command::PlaceOrder {
+            order: OrderSpec {
+                order_id: id,
+                product_id: product.to_owned(),
+                side,
+                price: Some(price),
+                quantity: lots * 3_600,
+                time_in_force: TimeInForce::Gtc,
+                post_only: false,
+                self_trade: SelfTrade::CancelMaker,
+                base_account_id: accounts.0,
+                quote_account_id: accounts.1,
+                vouchers: Vec::new(),
+            },
+        }
+    }
 
     #[test]
-    fn derived_transfer_ids_are_the_check_values_of_the_bank_spec() {
-        // spec/bank.md §1.1 and §9.
-        assert_eq!(
-            offer_transfer_id(500, 0),
-            241_945_553_054_130_536_024_084_394_711_148_046_157
+    fn every_transfer_the_market_derives_is_indexed() {
+        let mut h = Harness::new();
+        for (party, role) in [
+            ("univ", Role::Institution),
+            ("sme", Role::Sme),
+            ("sme-b", Role::Sme),
+            ("prov", Role::Provider),
+        ] {
+            h.add_party(party, role);
+        }
+        for (party, id, asset) in [
+            ("univ", 11, "CNY"),
+            ("univ", 12, "GPUH:H100"),
+            ("sme", 21, "CNY"),
+            ("sme", 22, "GPUH:H100"),
+            ("sme", 23, "TOK:qwen"),
+            ("sme-b", 31, "CNY"),
+            ("sme-b", 32, "GPUH:H100"),
+            ("prov", 51, "CNY"),
+            ("prov", 52, "GPUH:H100"),
+        ] {
+            h.open_account(party, id, asset, MAIN, true);
+        }
+        let gpu: Asset = "GPUH:H100".parse().expect("an asset");
+        let funding = [
+            (system_account_id(&gpu, AccountKind::Mint), 12, 360_000),
+            (system_account_id(&gpu, AccountKind::Mint), 52, 36_000),
+            (
+                system_account_id(&Asset::Cny, AccountKind::Mint),
+                21,
+                1_000_000,
+            ),
+            (
+                system_account_id(&Asset::Cny, AccountKind::Mint),
+                31,
+                1_000_000,
+            ),
+        ];
+        let transfers = funding
+            .iter()
+            .enumerate()
+            .map(|(n, (from, to, amount))| Transfer {
+                id: 1_000 + n as u128,
+                debit_account_id: *from,
+                credit_account_id: *to,
+                amount: *amount,
+                pending_id: 0,
+                timeout_s: 0,
+                code: 1,
+                reference: 0,
+                flags: TransferFlags::default(),
+            })
+            .collect();
+        h.expect_accepted(OPERATOR, Command::CreateTransfers { transfers });
+        for (product_id, auction_interval_s) in [("C", None), ("A", Some(1))] {
+            let product = ProductSpec {
+                product_id: product_id.to_owned(),
+                base: gpu.clone(),
+                quote: Asset::Cny,
+                lot_size: 3_600,
+                tick: 1,
+                fee_bps: 30,
+                auction_interval_s,
+            };
+            h.expect_accepted(OPERATOR, Command::ListProduct { product });
+        }
+        // Continuous: a rest, a trade, an amendment, a self-trade cancel, cancels.
+        apply_and_check(
+            &mut h,
+            "univ",
+            limit(101, "C", Side::Sell, 2_500, 10, (12, 11)),
         );
-        assert_eq!(
-            offer_transfer_id(500, 6),
-            216_298_035_758_159_207_519_509_139_777_594_204_466
+        apply_and_check(
+            &mut h,
+            "sme",
+            limit(201, "C", Side::Buy, 2_600, 4, (22, 21)),
         );
-        assert_eq!(
-            withdrawal_transfer_id(700, 0),
-            214_326_342_688_069_224_085_907_636_787_662_263_914
+        let amend = Command::AmendOrder {
+            order_id: 101,
+            price: None,
+            quantity: 5 * 3_600,
+        };
+        apply_and_check(&mut h, "univ", amend);
+        apply_and_check(
+            &mut h,
+            "sme",
+            limit(202, "C", Side::Buy, 2_400, 1, (22, 21)),
         );
-        assert_eq!(
-            withdrawal_transfer_id(700, 2),
-            211_259_825_584_018_844_642_239_016_430_004_146_732
+        apply_and_check(
+            &mut h,
+            "sme",
+            limit(203, "C", Side::Sell, 2_400, 1, (22, 21)),
         );
+        apply_and_check(
+            &mut h,
+            "sme-b",
+            limit(301, "C", Side::Buy, 2_500, 7, (32, 31)),
+        );
+        apply_and_check(&mut h, "univ", Command::CancelOrder { order_id: 101 });
+        // Auction: orders, then a clearing before a command that is itself rejected.
+        apply_and_check(
+            &mut h,
+            "sme-b",
+            limit(302, "A", Side::Buy, 2_500, 2, (32, 31)),
+        );
+        apply_and_check(
+            &mut h,
+            "univ",
+            limit(102, "A", Side::Sell, 2_400, 2, (12, 11)),
+        );
+        h.now_ns += 2 * NS_PER_S;
+        let entry = apply_and_check(&mut h, "sme", Command::CancelOrder { order_id: 999 });
+        assert!(entry.body.outcome.rejected().is_some());
+        assert!(
+            !entry.body.outcome.scheduled.is_empty(),
+            "the auction cleared"
+        );
+        // The shelf: a GPU package stocked from the lister, a token package, usage, expiry.
+        let package = |package_id: &str, asset: &str, quantity, validity_s, goods| PackageSpec {
+            package_id: package_id.to_owned(),
+            title: package_id.to_owned(),
+            asset: asset.parse().expect("an asset"),
+            quantity,
+            price: 990,
+            validity_s,
+            stock: 2,
+            seller_account_id: 51,
+            goods_account_id: goods,
+            provider: goods.is_none().then(|| PartyId::new("prov")),
+        };
+        let buy = |purchase_id, package_id: &str, receive_account_id| Command::BuyPackage {
+            purchase: PurchaseSpec {
+                purchase_id,
+                package_id: package_id.to_owned(),
+                pay_account_id: 21,
+                receive_account_id,
+                vouchers: Vec::new(),
+            },
+        };
+        for spec in [
+            package("gpu", "GPUH:H100", 3_600, 0, Some(52)),
+            package("tok", "TOK:qwen", 1_000, 3_600, None),
+            package("tok-short", "TOK:qwen", 1_000, 1, None),
+        ] {
+            apply_and_check(&mut h, "prov", Command::ListPackage { package: spec });
+        }
+        apply_and_check(&mut h, "sme", buy(1, "gpu", 22));
+        apply_and_check(&mut h, "sme", buy(2, "tok", 23));
+        let usage = |h: &Harness, events: &[(u128, u64)]| Command::RecordUsage {
+            events: events
+                .iter()
+                .map(|(event_id, tokens)| UsageEvent {
+                    event_id: *event_id,
+                    account_id: 23,
+                    tokens: *tokens,
+                    at_ns: h.now_ns,
+                })
+                .collect(),
+        };
+        let command = usage(&h, &[(1, 800)]);
+        apply_and_check(&mut h, "prov", command);
+        let command = usage(&h, &[(2, 200), (3, 1)]);
+        apply_and_check(&mut h, "prov", command);
+        apply_and_check(&mut h, "sme", buy(3, "tok-short", 23));
+        h.now_ns += 2 * NS_PER_S;
+        let entry = apply_and_check(&mut h, "sme", Command::CancelOrder { order_id: 202 });
+        assert!(
+            entry
+                .body
+                .outcome
+                .scheduled
+                .iter()
+                .any(|scheduled| matches!(
+                    scheduled,
+                    Scheduled::QuotaExpired(expired) if expired.returned > 0
+                )),
+            "the short quota expired: {:?}",
+            entry.body.outcome
+        );
+        h.ledger
+            .check_invariants()
+            .expect("the ledger's invariants hold");
     }
 }

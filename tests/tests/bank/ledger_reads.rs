@@ -9,23 +9,11 @@ use ledger::bank::{Allocation, MeterReport, Offer, Withdrawal};
 use ledger::statement::Statement;
 use ledger::{Account, Command, CommandResult, Effect, JournalEntry, PublicKey};
 use serde::de::DeserializeOwned;
-use tests::{wait_for, Cluster, LEADER_TIMEOUT};
+use tests::Cluster;
 
 /// `GET <leader><path>` with a linearizable read, retried (bounded) while no leader answers.
 pub fn read<T: DeserializeOwned>(cluster: &mut Cluster, path: &str) -> T {
-    let separator = if path.contains('?') { '&' } else { '?' };
-    wait_for(&format!("GET {path}"), LEADER_TIMEOUT, || {
-        let leader = cluster.leader();
-        let url = format!(
-            "{}{path}{separator}consistency=linearizable",
-            cluster.url(leader)
-        );
-        match cluster.api().get::<T>(&url) {
-            Ok(value) => Ok(value),
-            Err(error) if error.is_transient() => Err(error.to_string()),
-            Err(error) => panic!("GET {path} on leader {leader}: {error}"),
-        }
-    })
+    cluster.read(path)
 }
 
 pub fn account(cluster: &mut Cluster, id: u128) -> Account {
