@@ -171,7 +171,8 @@ pub fn check(ledger: &Ledger) -> Result<(), String> {
     check_vouchers(ledger)
 }
 
-/// I8: every programme's money is accounted for: its account holds the unissued budget, each
+/// I8: every programme's money is accounted for: its account holds the unissued budget and
+/// what vouchers returned, each
 /// voucher account what the voucher has left; issued = redeemed + expired + revoked +
 /// outstanding; no beneficiary is paid beyond the yearly cap and no redemption beyond the
 /// programme's share of its purchase.
@@ -197,7 +198,7 @@ fn check_vouchers(ledger: &Ledger) -> Result<(), String> {
     for (id, programme) in &state.programmes {
         let t = programme.totals;
         let accounted = t.redeemed + t.expired + t.revoked + t.outstanding();
-        if posted(programme.account_id) != Some(Some(programme.unissued()))
+        if posted(programme.account_id) != Some(Some(programme.held()))
             || programme.unissued() + t.issued != programme.spec.budget
             || accounted != t.issued
             || outstanding.get(id.as_str()).copied().unwrap_or(0) != t.outstanding()

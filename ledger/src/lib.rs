@@ -14,6 +14,7 @@
 
 pub mod account;
 pub mod asset;
+pub mod audit;
 pub mod bank;
 pub mod codec;
 pub mod command;

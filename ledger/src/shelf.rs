@@ -429,7 +429,11 @@ impl Ledger {
         };
         // Vouchers pay their share first; the buyer pays the rest.
         let voucher_paid = self.atomically(|ledger, undo| {
-            let paid = ledger.redeem(&spec.vouchers, &claim, timestamp_ns, undo)?;
+            let paid: u128 = ledger
+                .redeem(&spec.vouchers, &claim, timestamp_ns, undo)?
+                .iter()
+                .map(|v| v.paid)
+                .sum();
             let rest = price - paid;
             if ledger.available(spec.pay_account_id) < rest {
                 return Err(Reason::InsufficientFunds);

@@ -38,6 +38,8 @@ pub struct Harness {
     pub now_ns: u64,
     /// Added to `now_ns` before each command.
     pub step_ns: u64,
+    /// Every entry applied through the harness, from genesis on.
+    pub journal: Vec<JournalEntry>,
     next_nonce: u128,
     keys: BTreeMap<PartyId, SigningKey>,
 }
@@ -49,6 +51,7 @@ impl Harness {
             ledger: Ledger::new(),
             now_ns: START_NS,
             step_ns: 1_000_000,
+            journal: Vec::new(),
             next_nonce: 1,
             keys: BTreeMap::new(),
         };
@@ -134,7 +137,9 @@ impl Harness {
     /// Applies an already signed command at the next tick.
     pub fn apply(&mut self, command: &SignedCommand) -> JournalEntry {
         self.now_ns += self.step_ns;
-        self.ledger.apply(command, self.now_ns)
+        let entry = self.ledger.apply(command, self.now_ns);
+        self.journal.push(entry.clone());
+        entry
     }
 
     /// Signs and applies.
@@ -158,6 +163,29 @@ impl Harness {
 impl Default for Harness {
     fn default() -> Harness {
         Harness::new()
+    }
+}
+
+impl Harness {
+    /// Issues `amount` of `asset` from its mint to `account` (signed by the operator); panics if
+    /// refused. Transfer ids come from a range tests do not use (from 9,000,000,000).
+    pub fn mint(&mut self, asset: &str, account: u128, amount: u128) {
+        let asset: Asset = asset.parse().expect("valid asset code");
+        let id = 9_000_000_000 + u128::from(self.ledger.head().index);
+        let transfer = crate::transfer::Transfer::plain(
+            id,
+            crate::ids::system_account_id(&asset, AccountKind::Mint),
+            account,
+            amount,
+            1,
+            0,
+        );
+        self.expect_accepted(
+            OPERATOR,
+            Command::CreateTransfers {
+                transfers: vec![transfer],
+            },
+        );
     }
 }
 

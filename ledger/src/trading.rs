@@ -26,7 +26,7 @@ use crate::party::PartyId;
 use crate::reason::Reason;
 use crate::state_machine::{Ledger, Undo};
 use crate::transfer::Transfer;
-use crate::vouchers::{Claim, Target};
+use crate::vouchers::{Claim, Target, VoucherPaid};
 use market::book::{
     Book, Execution, Fill, OrderRequest, Refusal, SelfTrade, Side, TimeInForce, Unrested,
 };
@@ -197,9 +197,8 @@ pub struct Trade {
     pub money: u128,
     #[serde(with = "crate::wire::u128_text")]
     pub fee: u128,
-    /// What the buyer's vouchers paid of `money` (straight to the seller).
-    #[serde(with = "crate::wire::u128_text")]
-    pub voucher_paid: u128,
+    /// What the buyer's vouchers paid of `money` (straight to the seller), voucher by voucher.
+    pub vouchers: Vec<VoucherPaid>,
     /// The taker's side; `None` for an auction clearing.
     pub aggressor: Option<Side>,
     #[serde(with = "crate::wire::u64_text")]
@@ -787,8 +786,8 @@ impl Ledger {
         let rounding = system_account_id(&spec.quote, AccountKind::Rounding);
         let leg = |n: u8| trade_transfer_id(trade_id, n);
         let reference = u128::from(trade_id);
-        let voucher_paid = if buy.spec.vouchers.is_empty() {
-            0
+        let vouchers_paid = if buy.spec.vouchers.is_empty() {
+            Vec::new()
         } else {
             let claim = Claim {
                 buyer: buyer.owner,
@@ -805,6 +804,7 @@ impl Ledger {
             let vouchers = buy.spec.vouchers.clone();
             self.redeem(&vouchers, &claim, timestamp_ns, undo)?
         };
+        let voucher_paid: u128 = vouchers_paid.iter().map(|v| v.paid).sum();
         let mut transfers = vec![
             Transfer::plain(
                 leg(0),
@@ -868,7 +868,7 @@ impl Ledger {
             goods,
             money,
             fee: split.fee,
-            voucher_paid,
+            vouchers: vouchers_paid,
             aggressor: fill.aggressor,
             at_ns: timestamp_ns,
             journal_index,

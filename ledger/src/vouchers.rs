@@ -152,8 +152,15 @@ pub struct Programme {
 }
 
 impl Programme {
+    /// Budget never issued: `budget − issued`.
     pub fn unissued(&self) -> u128 {
         self.spec.budget - self.totals.issued
+    }
+
+    /// What the programme account holds: the unissued budget and what revoked and expired
+    /// vouchers returned (which is not issued again: `budget = unissued + issued` always).
+    pub fn held(&self) -> u128 {
+        self.unissued() + self.totals.expired + self.totals.revoked
     }
 }
 
@@ -248,6 +255,16 @@ pub struct Redemption {
     pub at_ns: u64,
     #[serde(with = "crate::wire::u64_text")]
     pub journal_index: u64,
+}
+
+/// What one voucher paid towards one fill or purchase (recorded in the trade, so the journal
+/// entry that settled it names the voucher).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoucherPaid {
+    #[serde(with = "crate::wire::u128_text")]
+    pub voucher_id: u128,
+    #[serde(with = "crate::wire::u128_text")]
+    pub paid: u128,
 }
 
 /// A voucher that expired before a command (recorded in that command's outcome).
@@ -643,9 +660,14 @@ impl Ledger {
             if !programmes.insert(voucher.spec.programme_id.as_str()) {
                 return Err(Reason::VoucherAlreadyClaimed);
             }
-            if vouchers.len() > 1 && !programme.spec.stackable {
-                return Err(Reason::VouchersNotStackable);
-            }
+        }
+        let stack = programmes.len() > 1;
+        if stack
+            && programmes
+                .iter()
+                .any(|id| !self.state.vouchers.programmes[*id].spec.stackable)
+        {
+            return Err(Reason::VouchersNotStackable);
         }
         Ok(())
     }
@@ -653,17 +675,18 @@ impl Ledger {
     /// Pays the vouchers' shares of one purchase (or fill) to the seller, each capped by its
     /// programme's share, the voucher's balance, the beneficiary's yearly cap and what is still
     /// payable. A voucher that is no longer live or whose programme already paid towards this
-    /// claim through another voucher pays nothing. Returns the total paid.
+    /// claim through another voucher pays nothing. Returns what each voucher paid.
     pub(crate) fn redeem(
         &mut self,
         vouchers: &[u128],
         claim: &Claim<'_>,
         timestamp_ns: u64,
         undo: &mut Vec<Undo>,
-    ) -> Result<u128, Reason> {
+    ) -> Result<Vec<VoucherPaid>, Reason> {
         let journal_index = self.head().index + 1;
         let year = year_of(timestamp_ns);
         let mut paid_total = 0u128;
+        let mut payments = Vec::new();
         for &voucher_id in vouchers {
             let Some(voucher) = self.state.vouchers.vouchers.get(&voucher_id) else {
                 continue;
@@ -715,6 +738,10 @@ impl Ledger {
             self.ledger_transfer(transfer, timestamp_ns, undo)?;
             voucher.redeemed += pay;
             paid_total += pay;
+            payments.push(VoucherPaid {
+                voucher_id,
+                paid: pay,
+            });
             undo.push(Undo::Voucher(Box::new(
                 self.state.vouchers.vouchers[&voucher_id].clone(),
             )));
@@ -757,7 +784,7 @@ impl Ledger {
             });
             undo.push(Undo::RedemptionPushed);
         }
-        Ok(paid_total)
+        Ok(payments)
     }
 }
 

@@ -2,16 +2,12 @@
 //! usage, with balances checked against numbers computed by hand in the comments; and a seeded
 //! random stream of market commands that must keep every invariant.
 
-use ledger::ids::system_account_id;
 use ledger::limits::NS_PER_S;
 use ledger::outcome::Scheduled;
 use ledger::shelf::{PackageSpec, PurchaseSpec, QuotaState, UsageEvent};
 use ledger::testing::{Harness, Rng, MAIN, OPERATOR};
 use ledger::trading::{OrderSpec, OrderStatus, ProductSpec};
-use ledger::{
-    AccountKind, Asset, Command, CommandResult, Effect, JournalEntry, Reason, Role, Transfer,
-    TransferFlags,
-};
+use ledger::{AccountKind, Asset, Command, CommandResult, Effect, JournalEntry, Reason, Role};
 use market::book::{SelfTrade, Side, TimeInForce};
 
 const HOUR: u128 = 3600;
@@ -77,24 +73,7 @@ fn market() -> Harness {
 }
 
 fn fund(h: &mut Harness, asset: &str, account: u128, amount: u128) {
-    let asset: Asset = asset.parse().unwrap();
-    let id = 9_000_000 + account * 1000 + h.ledger.head().index as u128;
-    h.expect_accepted(
-        OPERATOR,
-        Command::CreateTransfers {
-            transfers: vec![Transfer {
-                id,
-                debit_account_id: system_account_id(&asset, AccountKind::Mint),
-                credit_account_id: account,
-                amount,
-                pending_id: 0,
-                timeout_s: 0,
-                code: 1,
-                reference: 0,
-                flags: TransferFlags::default(),
-            }],
-        },
-    );
+    h.mint(asset, account, amount);
 }
 
 fn list(h: &mut Harness, product_id: &str, auction_interval_s: Option<u32>) {
@@ -788,6 +767,22 @@ fn random_market_streams_keep_every_invariant_and_replicas_agree() {
         let signed = h.sign(&command.0, command.1);
         let entry = h.apply(&signed);
         let mirror = replica.apply(&signed, h.now_ns);
+        // The ledger names exactly the transfers this entry stored (the node indexes them).
+        let reported: Vec<u128> = h
+            .ledger
+            .last_entry_transfers()
+            .iter()
+            .map(|t| t.transfer.id)
+            .collect();
+        let mut stored: Vec<(u32, u128)> = h
+            .ledger
+            .transfers()
+            .filter(|t| t.journal_index == entry.body.index)
+            .map(|t| (t.sequence, t.transfer.id))
+            .collect();
+        stored.sort_unstable();
+        let stored: Vec<u128> = stored.into_iter().map(|(_, id)| id).collect();
+        assert_eq!(reported, stored, "transfers of entry {}", entry.body.index);
         assert_eq!(
             entry.head(),
             mirror.head(),
