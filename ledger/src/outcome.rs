@@ -63,6 +63,8 @@ pub enum Effect {
     },
     PackageBought {
         repeated: bool,
+        /// What each voucher paid of the price (`spec/vouchers.md`).
+        vouchers: Vec<crate::vouchers::VoucherPaid>,
     },
     UsageRecorded(UsageRecorded),
     ProgrammeCreated {

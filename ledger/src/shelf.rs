@@ -25,7 +25,7 @@ use crate::party::{PartyId, Role};
 use crate::reason::Reason;
 use crate::state_machine::{Ledger, Undo};
 use crate::transfer::Transfer;
-use crate::vouchers::{Claim, Target};
+use crate::vouchers::{Claim, Target, VoucherPaid};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -365,13 +365,14 @@ impl Ledger {
         Ok(true)
     }
 
-    /// Buys one package. `Ok(None)`: the same purchase was made before.
+    /// Buys one package and returns what each voucher paid. `Ok(None)`: the same purchase
+    /// was made before.
     pub(crate) fn buy_package(
         &mut self,
         signer: &PartyId,
         spec: &PurchaseSpec,
         timestamp_ns: u64,
-    ) -> Result<Option<u128>, Reason> {
+    ) -> Result<Option<Vec<VoucherPaid>>, Reason> {
         let shelf = &self.state.market.shelf;
         if let Some(existing) = shelf.purchases.get(&spec.purchase_id) {
             return if existing.spec == *spec && existing.buyer == *signer {
@@ -428,12 +429,9 @@ impl Ledger {
             payable: price,
         };
         // Vouchers pay their share first; the buyer pays the rest.
-        let voucher_paid = self.atomically(|ledger, undo| {
-            let paid: u128 = ledger
-                .redeem(&spec.vouchers, &claim, timestamp_ns, undo)?
-                .iter()
-                .map(|v| v.paid)
-                .sum();
+        let payments = self.atomically(|ledger, undo| {
+            let payments = ledger.redeem(&spec.vouchers, &claim, timestamp_ns, undo)?;
+            let paid: u128 = payments.iter().map(|v| v.paid).sum();
             let rest = price - paid;
             if ledger.available(spec.pay_account_id) < rest {
                 return Err(Reason::InsufficientFunds);
@@ -459,8 +457,9 @@ impl Ledger {
             for transfer in transfers {
                 ledger.ledger_transfer(transfer, timestamp_ns, undo)?;
             }
-            Ok(paid)
+            Ok(payments)
         })?;
+        let voucher_paid: u128 = payments.iter().map(|v| v.paid).sum();
         let shelf = &mut self.state.market.shelf;
         if let Some(listed) = shelf.packages.get_mut(&spec.package_id) {
             listed.sold += 1;
@@ -500,9 +499,8 @@ impl Ledger {
                 .quota_expiries
                 .insert((expires_at_ns, spec.purchase_id));
             shelf.quotas.insert(spec.purchase_id, quota);
-            return Ok(Some(spec.purchase_id));
         }
-        Ok(Some(spec.purchase_id))
+        Ok(Some(payments))
     }
 
     /// Records a provider's batch of usage events. Nothing is changed until the whole batch

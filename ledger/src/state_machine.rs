@@ -489,6 +489,7 @@ impl Ledger {
                 let bought = self.buy_package(signer, purchase, timestamp_ns)?;
                 Ok(Effect::PackageBought {
                     repeated: bought.is_none(),
+                    vouchers: bought.unwrap_or_default(),
                 })
             }
             Command::RecordUsage { events } => Ok(Effect::UsageRecorded(self.record_usage(

@@ -395,7 +395,7 @@ fn a_token_package_grants_a_quota_that_usage_draws_down_with_alerts() {
     let again = h.expect_accepted("sme-a", buy);
     assert!(matches!(
         again.body.outcome.result,
-        CommandResult::Accepted(Effect::PackageBought { repeated: true })
+        CommandResult::Accepted(Effect::PackageBought { repeated: true, .. })
     ));
     assert_eq!(balance(&h, cny(3)), (999_010, 0));
     let now = h.now_ns;

@@ -689,3 +689,31 @@ fn a_vouchers_inclusion_proof_verifies_alone() {
     other.voucher_id = 8;
     assert!(audit::verify_proof(&other, &trusted).is_err());
 }
+
+#[test]
+fn a_package_purchase_records_what_its_voucher_paid() {
+    let mut h = world(1);
+    let start = h.now_ns;
+    h.expect_accepted(
+        "gov",
+        Command::CreateProgramme {
+            programme: programme("city", 3_000, 200_000_000, start),
+        },
+    );
+    h.expect_accepted("gov", voucher(5, "city", "sme-a", 1_000, start + DAY_NS));
+    let entry = h.expect_accepted("sme-a", package(3, 9, vec![5]));
+    // floor(990 × 30%) = 297.
+    let ledger::CommandResult::Accepted(ledger::Effect::PackageBought { vouchers, .. }) =
+        &entry.body.outcome.result
+    else {
+        panic!("bought: {:?}", entry.body.outcome);
+    };
+    assert_eq!(
+        vouchers,
+        &[ledger::vouchers::VoucherPaid {
+            voucher_id: 5,
+            paid: 297
+        }]
+    );
+    assert_eq!(h.ledger.shelf().purchases[&9].voucher_paid, 297);
+}

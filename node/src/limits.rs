@@ -118,6 +118,23 @@ pub const STATEMENT_HEADER_LINES: usize = 2;
 /// it bounds a statement's answer, which a follower must be able to relay.
 pub const STATEMENT_LINE_BYTES_MAX: usize = 800;
 
+/// Rows of one programme report (`GET /v1/programmes/{id}/report`): its lines plus its
+/// per-beneficiary and per-seller totals. Each line costs a look-up of its journal entry's
+/// hash, so this bounds the time, memory and size of one answer, as [`STATEMENT_LINES_MAX`]
+/// does for statements. A larger report gets `422 report_too_large`; the journal itself can
+/// still be exported page by page (`cbank audit export`).
+pub const PROGRAMME_REPORT_ROWS_MAX: usize = 80_000;
+
+/// JSON bytes of one report row at most (ids and amounts as 39-digit strings, two party ids,
+/// the purchase and the entry hash); checked by a test in `server/vouchers.rs`.
+pub const PROGRAMME_REPORT_ROW_BYTES_MAX: usize = 800;
+
+/// How long a read that needs a journal entry the ledger has applied waits for it to reach
+/// sled (the state machine updates the in-memory ledger first and writes its sled batch just
+/// after), and how often it looks again.
+pub const JOURNAL_STORE_WAIT: Duration = Duration::from_secs(2);
+pub const JOURNAL_STORE_POLL: Duration = Duration::from_millis(5);
+
 /// How long a write may wait to be applied before the client gets `504 timeout`. The command
 /// may still apply later; the client retries with the same ids (transfers and accounts are
 /// idempotent by id; a replayed envelope is rejected as `nonce_replayed`).
@@ -206,6 +223,12 @@ const _: () = assert!(ALERT_STREAM_POLL.as_millis() < ALERT_STREAM_KEEP_ALIVE.as
 // A follower relays a forwarded statement whole.
 const _: () =
     assert!(STATEMENT_LINES_MAX * STATEMENT_LINE_BYTES_MAX <= FORWARDED_RESPONSE_BYTES_MAX);
+// A follower relays a forwarded programme report whole.
+const _: () = assert!(
+    PROGRAMME_REPORT_ROWS_MAX * PROGRAMME_REPORT_ROW_BYTES_MAX <= FORWARDED_RESPONSE_BYTES_MAX
+);
+const _: () = assert!(JOURNAL_STORE_POLL.as_millis() < JOURNAL_STORE_WAIT.as_millis());
+const _: () = assert!(JOURNAL_STORE_WAIT.as_millis() < READ_DEADLINE.as_millis());
 const _: () = assert!(HEARTBEAT_INTERVAL_MS * 3 < ELECTION_TIMEOUT_MS_MIN);
 const _: () = assert!(ELECTION_TIMEOUT_MS_MIN < ELECTION_TIMEOUT_MS_MAX);
 const _: () = assert!(WRITE_DEADLINE.as_millis() < FORWARD_DEADLINE.as_millis());

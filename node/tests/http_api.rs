@@ -101,6 +101,15 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/accounts/{id}/quotas"),
     ("GET", "/v1/accounts/{id}/alerts"),
     ("GET", "/v1/accounts/{id}/alerts/stream"),
+    ("POST", "/v1/programmes"),
+    ("GET", "/v1/programmes"),
+    ("GET", "/v1/programmes/{id}"),
+    ("GET", "/v1/programmes/{id}/report"),
+    ("POST", "/v1/vouchers"),
+    ("POST", "/v1/vouchers/revoke"),
+    ("GET", "/v1/vouchers/{id}"),
+    ("GET", "/v1/parties/{id}/vouchers"),
+    ("GET", "/v1/checkpoints/{index}"),
 ];
 
 /// Writes sent at once to show group commit at work.
@@ -818,7 +827,7 @@ async fn a_single_node_serves_the_whole_api_and_refuses_bad_input() {
     );
     for (method, path) in ROUTES {
         let method = Method::from_bytes(method.as_bytes()).expect("a method");
-        let mut url = node.url(&path.replace("{id}", "1"));
+        let mut url = node.url(&path.replace("{id}", "1").replace("{index}", "1"));
         if path.ends_with("/stream") {
             // A stream never ends on its own: a bad cursor shows the route is served.
             url.push_str("?after=x");

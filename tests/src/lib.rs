@@ -17,6 +17,9 @@
 //! - `wait.rs`: [`wait_for`], the one polling loop; every wait in the tests is bounded.
 //! - `agent.rs`: [`AgentProcess`], one `cbank agent` child process with its config, key file,
 //!   state folder and JSON event lines; SIGKILL, SIGTERM and restart.
+//! - `calls.rs`: what the business areas (`market`, `vouchers`) do against a cluster: sign and
+//!   submit a command expecting it accepted or rejected, register parties, open and fund
+//!   accounts, read balances.
 //!
 //! Every child process is killed when its owner drops, on panic too, and a failing test prints
 //! the tail of every node's log. This crate never sleeps where it can poll, and never talks to
@@ -27,6 +30,7 @@
 mod agent;
 mod api;
 mod binary;
+pub mod calls;
 mod check;
 mod client;
 mod cluster;

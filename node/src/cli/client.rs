@@ -1,4 +1,5 @@
-//! A small HTTP/1.1 JSON client for one node's API (`spec/http.md`).
+//! A small HTTP/1.1 JSON client for one node's API (`spec/http.md`); text answers (a CSV
+//! report) too.
 //!
 //! One connection per request (the CLI makes a handful), plain HTTP only (nodes serve no TLS),
 //! every request under a deadline and every response body under a size bound. Errors keep the
@@ -222,7 +223,37 @@ impl NodeClient {
         timeout: Duration,
     ) -> Result<T, RequestError> {
         let url = self.url(path);
-        let exchange = self.exchange(method, path, body);
+        let bytes = self
+            .successful(method, path, body, "application/json", timeout)
+            .await?;
+        serde_json::from_slice(&bytes).map_err(|error| RequestError::Decode {
+            url,
+            message: error.to_string(),
+        })
+    }
+
+    /// `GET path` asking for `accept` (e.g. `text/csv`), and the answer as text.
+    pub async fn get_text(&self, path: &str, accept: &'static str) -> Result<String, RequestError> {
+        let bytes = self
+            .successful(Method::GET, path, None, accept, REQUEST_TIMEOUT)
+            .await?;
+        String::from_utf8(bytes.to_vec()).map_err(|error| RequestError::Decode {
+            url: self.url(path),
+            message: format!("the answer is not UTF-8 text: {error}"),
+        })
+    }
+
+    /// One request under `timeout`: the body of a 2xx answer, else the error.
+    async fn successful(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        accept: &'static str,
+        timeout: Duration,
+    ) -> Result<Bytes, RequestError> {
+        let url = self.url(path);
+        let exchange = self.exchange(method, path, body, accept);
         let (status, bytes) = match tokio::time::timeout(timeout, exchange).await {
             Ok(result) => result.map_err(|message| RequestError::Transport {
                 url: url.clone(),
@@ -241,10 +272,7 @@ impl NodeClient {
                 error: api_error(status, &bytes),
             });
         }
-        serde_json::from_slice(&bytes).map_err(|error| RequestError::Decode {
-            url,
-            message: error.to_string(),
-        })
+        Ok(bytes)
     }
 
     /// One request on a fresh connection; the error is a message for `Transport`.
@@ -253,8 +281,9 @@ impl NodeClient {
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
+        accept: &'static str,
     ) -> Result<(StatusCode, Bytes), String> {
-        let sent = self.send(method, path, body, "application/json").await?;
+        let sent = self.send(method, path, body, accept).await?;
         let status = sent.response.status();
         let collected = Limited::new(sent.response.into_body(), RESPONSE_BYTES_MAX)
             .collect()

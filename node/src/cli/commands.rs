@@ -74,6 +74,9 @@ pub fn route_for(command: &Command) -> &'static str {
         Command::ListPackage { .. } => "/v1/packages",
         Command::BuyPackage { .. } => "/v1/purchases",
         Command::RecordUsage { .. } => "/v1/usage",
+        Command::CreateProgramme { .. } => "/v1/programmes",
+        Command::IssueVoucher { .. } => "/v1/vouchers",
+        Command::RevokeVoucher { .. } => "/v1/vouchers/revoke",
         _ => "/v1/commands",
     }
 }
@@ -280,6 +283,8 @@ pub async fn run(command: TopCommand) -> anyhow::Result<ExitCode> {
         | TopCommand::Dev(_)
         | TopCommand::Bank(_)
         | TopCommand::Market(_)
+        | TopCommand::Vouchers(_)
+        | TopCommand::Audit { .. }
         | TopCommand::Agent(_) => bail!("internal error: this command is not dispatched here"),
     }
 }
@@ -446,6 +451,10 @@ mod tests {
                 "/v1/orders/amend",
             ),
             (Command::RecordUsage { events: vec![] }, "/v1/usage"),
+            (
+                Command::RevokeVoucher { voucher_id: 1 },
+                "/v1/vouchers/revoke",
+            ),
         ];
         for (command, route) in cases {
             assert_eq!(route_for(&command), route, "{}", command.name());

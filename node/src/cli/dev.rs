@@ -31,13 +31,21 @@
 //!     "token_accounts": {"sme-alpha": "10203", "sme-beta": "10303"},
 //!     "orders": [{"order_id": "9001", "owner": "univ-tsinghua", "product_id": "GPUH:H100/CNY",
 //!                 "side": "sell", "price": "2500", "quantity": "36000"}, ...]
+//!   },
+//!   "vouchers": {
+//!     "programmes": [{"government": "gov-haidian", "programme_id": "beijing-ai-2026",
+//!                     "budget": "5000000000", "max_share_bps": 3000, ...}],
+//!     "vouchers": [{"voucher_id": "8001", "programme_id": "beijing-ai-2026",
+//!                   "beneficiary": "sme-alpha", "amount": "100000000", ...}]
 //!   }
 //! }
 //! ```
 //!
 //! Account, transfer and order ids are decimal strings, as in the HTTP API. The supermarket's
-//! demo (the `market` section) is seeded after the rest; a `cluster.json` written by an older
-//! `cbank dev`, without it, gets it on the next start, so resuming never loses the demo.
+//! demo (the `market` section) and the vouchers' (the `vouchers` section: the government's
+//! programme, as the ledger holds it, and a voucher for an SME) are seeded after the rest; a
+//! `cluster.json` written by an older `cbank dev`, without them, gets them on the next start,
+//! so resuming never loses the demo.
 //!
 //! The children run in their own process group, so a terminal's Ctrl-C reaches only this
 //! process, which stops them in order: SIGTERM to each, a bounded wait, SIGKILL for
@@ -52,6 +60,7 @@ use super::DevArgs;
 use anyhow::{bail, Context};
 use ledger::shelf::PackageSpec;
 use ledger::trading::{OrderSpec, ProductSpec};
+use ledger::vouchers::{Beneficiaries, Eligible, ProgrammeSpec, VoucherSpec};
 use ledger::{
     AccountFlags, AccountKind, Asset, Command, NewAccount, PartyId, Role, Transfer, TransferFlags,
 };
@@ -162,6 +171,31 @@ const DEMO_ORDERS: [(u128, &str, Side, u64, u128); 2] = [
     (9_002, BIDDER, Side::Buy, 2_300, 5),
 ];
 
+/// The government that runs the demo's voucher programme.
+const GOVERNMENT: &str = "gov-haidian";
+
+/// "Beijing AI compute vouchers 2026": ¥50,000,000 paying 30% of SMEs' GPU-hour and qwen token
+/// purchases, at most ¥2,000,000 per SME a year, for a year from its creation.
+const PROGRAMME_ID: &str = "beijing-ai-2026";
+const PROGRAMME_TITLE: &str = "Beijing AI compute vouchers 2026";
+const PROGRAMME_BUDGET_FEN: u128 = 5_000_000_000;
+const PROGRAMME_SHARE_BPS: u16 = 3_000;
+const PROGRAMME_CAP_PER_YEAR_FEN: u128 = 200_000_000;
+const PROGRAMME_VALIDITY_S: u64 = 365 * 24 * 3600;
+const PROGRAMME_ELIGIBLE_ASSETS: [&str; 2] = ["GPUH:H100", TOKEN_ASSET];
+
+/// The transfer that gives the government the programme's budget from the CNY mint.
+const PROGRAMME_FUNDING_TRANSFER_ID: u128 = 1_000_201;
+
+/// The demo voucher: ¥1,000,000 for sme-alpha, valid as long as the programme.
+const VOUCHER_ID: u128 = 8_001;
+const VOUCHER_HOLDER: &str = "sme-alpha";
+const VOUCHER_AMOUNT_FEN: u128 = 100_000_000;
+
+// The demo voucher fits its programme's budget and the yearly cap.
+const _: () = assert!(VOUCHER_AMOUNT_FEN <= PROGRAMME_CAP_PER_YEAR_FEN);
+const _: () = assert!(VOUCHER_AMOUNT_FEN <= PROGRAMME_BUDGET_FEN);
+
 /// The operator's mint account for the asset at `position` in `DEMO_ASSETS`: 1001, 1002, …
 fn mint_account_id(position: usize) -> u128 {
     1_000 + position as u128 + 1
@@ -203,6 +237,36 @@ fn token_account_id(party_position: usize) -> u128 {
 /// The funding transfer of the party at `position` in `FUNDED_PARTIES`: 1000001, …
 fn funding_transfer_id(position: usize) -> u128 {
     1_000_000 + position as u128 + 1
+}
+
+/// A transfer that funds a demo party from a mint, and its line in `cluster.json`.
+fn funding(
+    id: u128,
+    mint: u128,
+    to_party: &str,
+    account: u128,
+    amount: u128,
+    asset: &str,
+) -> (Transfer, FundingFile) {
+    let transfer = Transfer {
+        id,
+        debit_account_id: mint,
+        credit_account_id: account,
+        amount,
+        pending_id: 0,
+        timeout_s: 0,
+        code: FUNDING_TRANSFER_CODE,
+        reference: 0,
+        flags: TransferFlags::default(),
+    };
+    let line = FundingFile {
+        transfer_id: id.to_string(),
+        to_party: to_party.to_owned(),
+        account: account.to_string(),
+        amount: amount.to_string(),
+        asset: asset.to_owned(),
+    };
+    (transfer, line)
 }
 
 /// One node's addresses and files.
@@ -263,6 +327,23 @@ struct ClusterFile {
     /// Absent in a file written before the supermarket existed (seeded on the next start).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     market: Option<MarketFile>,
+    /// Absent in a file written before vouchers existed (seeded on the next start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    vouchers: Option<VouchersFile>,
+}
+
+/// The vouchers' demo: programmes (as the ledger holds them) and vouchers.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct VouchersFile {
+    programmes: Vec<ProgrammeFile>,
+    vouchers: Vec<VoucherSpec>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct ProgrammeFile {
+    government: String,
+    #[serde(flatten)]
+    spec: ProgrammeSpec,
 }
 
 /// The supermarket's demo: products, packages, token accounts and resting orders.
@@ -362,14 +443,22 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
                 let file = bootstrap(&dir, &nodes, base_port).await?;
                 write_cluster_file(&cluster_path, &file)?;
             }
-            Some(file) if file.market.is_none() => {
-                // Written by a `cbank dev` from before the supermarket: add its demo now.
+            Some(file) if file.market.is_none() || file.vouchers.is_none() => {
+                // Written by a `cbank dev` from before the supermarket or the vouchers: add
+                // what is missing of the demo now.
                 wait_for_leader(&nodes).await?;
                 let client = NodeClient::new(&nodes[0].url())?;
                 let mut file = file.clone();
-                let market = seed_market(&dir, &client, &mut file.parties).await?;
-                file.funding.push(market.1);
-                file.market = Some(market.0);
+                if file.market.is_none() {
+                    let market = seed_market(&dir, &client, &mut file.parties).await?;
+                    file.funding.push(market.1);
+                    file.market = Some(market.0);
+                }
+                if file.vouchers.is_none() {
+                    let vouchers = seed_vouchers(&dir, &client).await?;
+                    file.funding.push(vouchers.1);
+                    file.vouchers = Some(vouchers.0);
+                }
                 write_cluster_file(&cluster_path, &file)?;
             }
             Some(_) => {}
@@ -805,6 +894,8 @@ async fn bootstrap(
     let mut world = create_demo_world(dir, &client).await?;
     let (market, seller_funding) = seed_market(dir, &client, &mut world.parties).await?;
     world.funding.push(seller_funding);
+    let (vouchers, programme_funding) = seed_vouchers(dir, &client).await?;
+    world.funding.push(programme_funding);
     Ok(ClusterFile {
         format: CLUSTER_FILE_FORMAT,
         base_port,
@@ -823,6 +914,7 @@ async fn bootstrap(
         parties: world.parties,
         funding: world.funding,
         market: Some(market),
+        vouchers: Some(vouchers),
     })
 }
 
@@ -977,24 +1069,10 @@ async fn create_demo_world(dir: &Path, client: &NodeClient) -> anyhow::Result<De
             .and_then(|id| id.parse::<u128>().ok())
             .with_context(|| format!("the demo party {party} has no CNY account"))?;
         let id = funding_transfer_id(position);
-        transfers.push(Transfer {
-            id,
-            debit_account_id: cny_mint,
-            credit_account_id: account,
-            amount: FUNDING_AMOUNT_FEN,
-            pending_id: 0,
-            timeout_s: 0,
-            code: FUNDING_TRANSFER_CODE,
-            reference: 0,
-            flags: TransferFlags::default(),
-        });
-        funding.push(FundingFile {
-            transfer_id: id.to_string(),
-            to_party: (*party).to_owned(),
-            account: account.to_string(),
-            amount: FUNDING_AMOUNT_FEN.to_string(),
-            asset: "CNY".to_owned(),
-        });
+        let (transfer, line) =
+            self::funding(id, cny_mint, party, account, FUNDING_AMOUNT_FEN, "CNY");
+        transfers.push(transfer);
+        funding.push(line);
     }
     demo_write(
         client,
@@ -1055,28 +1133,18 @@ async fn seed_market(
         .position(|code| *code == "GPUH:H100")
         .map(mint_account_id)
         .context("GPUH:H100 is a demo asset")?;
-    let funding = Transfer {
-        id: SELLER_FUNDING_TRANSFER_ID,
-        debit_account_id: h100_mint,
-        credit_account_id: seller_gpu,
-        amount: SELLER_FUNDING_GPU_S,
-        pending_id: 0,
-        timeout_s: 0,
-        code: FUNDING_TRANSFER_CODE,
-        reference: 0,
-        flags: TransferFlags::default(),
-    };
+    let (transfer, seller_funding) = funding(
+        SELLER_FUNDING_TRANSFER_ID,
+        h100_mint,
+        SELLER,
+        seller_gpu,
+        SELLER_FUNDING_GPU_S,
+        "GPUH:H100",
+    );
     let command = Command::CreateTransfers {
-        transfers: vec![funding],
+        transfers: vec![transfer],
     };
     demo_write(client, &operator, command, &[]).await?;
-    let seller_funding = FundingFile {
-        transfer_id: SELLER_FUNDING_TRANSFER_ID.to_string(),
-        to_party: SELLER.to_owned(),
-        account: seller_gpu.to_string(),
-        amount: SELLER_FUNDING_GPU_S.to_string(),
-        asset: "GPUH:H100".to_owned(),
-    };
 
     let products: Vec<ProductSpec> = [
         (CONTINUOUS_PRODUCT, None),
@@ -1159,6 +1227,88 @@ async fn seed_market(
     Ok((market, seller_funding))
 }
 
+/// What the demo reads back of a programme or voucher: its spec as the ledger holds it.
+#[derive(Debug, Deserialize)]
+struct SpecRead<T> {
+    spec: T,
+}
+
+/// Seeds the vouchers' demo (every step tolerates having been taken before): the programme's
+/// budget for the government from the CNY mint, the programme, and a voucher for an SME.
+/// Returns the `vouchers` section, with the programme and voucher as the ledger holds them
+/// (an earlier, interrupted run may have created them with other times), and the funding line.
+async fn seed_vouchers(
+    dir: &Path,
+    client: &NodeClient,
+) -> anyhow::Result<(VouchersFile, FundingFile)> {
+    println!("cbank dev: opening the voucher programme {PROGRAMME_ID}");
+    let (_, operator) = demo_key_file(dir, OPERATOR)?;
+    let (_, government) = demo_key_file(dir, GOVERNMENT)?;
+    let government_cny = main_account_id(party_position(GOVERNMENT)?, 0);
+    let (transfer, programme_funding) = funding(
+        PROGRAMME_FUNDING_TRANSFER_ID,
+        mint_account_id(0),
+        GOVERNMENT,
+        government_cny,
+        PROGRAMME_BUDGET_FEN,
+        "CNY",
+    );
+    let command = Command::CreateTransfers {
+        transfers: vec![transfer],
+    };
+    demo_write(client, &operator, command, &[]).await?;
+
+    let now_ns = super::bank::now_ns()?;
+    let assets = PROGRAMME_ELIGIBLE_ASSETS
+        .iter()
+        .map(|code| code.parse::<Asset>())
+        .collect::<Result<Vec<_>, _>>()
+        .context("a demo asset code")?;
+    let programme = ProgrammeSpec {
+        programme_id: PROGRAMME_ID.to_owned(),
+        title: PROGRAMME_TITLE.to_owned(),
+        budget: PROGRAMME_BUDGET_FEN,
+        funding_account_id: government_cny,
+        eligible: Eligible {
+            products: Vec::new(),
+            packages: Vec::new(),
+            assets,
+        },
+        max_share_bps: PROGRAMME_SHARE_BPS,
+        cap_per_beneficiary_per_year: PROGRAMME_CAP_PER_YEAR_FEN,
+        valid_from_ns: now_ns,
+        valid_until_ns: now_ns + PROGRAMME_VALIDITY_S * ledger::limits::NS_PER_S,
+        beneficiaries: Beneficiaries::Role(Role::Sme),
+        stackable: false,
+    };
+    let command = Command::CreateProgramme { programme };
+    let again = ["programme_exists_with_different_fields"];
+    demo_write(client, &government, command, &again).await?;
+    let path = format!("/v1/programmes/{PROGRAMME_ID}");
+    let programme: SpecRead<ProgrammeSpec> = client.get(&path).await?;
+
+    let voucher = VoucherSpec {
+        voucher_id: VOUCHER_ID,
+        programme_id: PROGRAMME_ID.to_owned(),
+        beneficiary: PartyId::new(VOUCHER_HOLDER),
+        amount: VOUCHER_AMOUNT_FEN,
+        expires_at_ns: programme.spec.valid_until_ns,
+    };
+    let command = Command::IssueVoucher { voucher };
+    let again = ["voucher_exists_with_different_fields"];
+    demo_write(client, &government, command, &again).await?;
+    let voucher: SpecRead<VoucherSpec> = client.get(&format!("/v1/vouchers/{VOUCHER_ID}")).await?;
+
+    let vouchers = VouchersFile {
+        programmes: vec![ProgrammeFile {
+            government: GOVERNMENT.to_owned(),
+            spec: programme.spec,
+        }],
+        vouchers: vec![voucher.spec],
+    };
+    Ok((vouchers, programme_funding))
+}
+
 fn print_summary(dir: &Path, nodes: &[NodeLayout], leader: u64, first_run: bool) {
     let state = if first_run { "created" } else { "resumed" };
     println!();
@@ -1204,6 +1354,21 @@ fn print_summary(dir: &Path, nodes: &[NodeLayout], leader: u64, first_run: bool)
         sme.display()
     );
     println!("  cbank usage quotas {token_account}");
+    println!(
+        "  cbank shelf buy --key {} --purchase-id 78 --package-id {TOKEN_PACKAGE_ID} \\\n      --pay-account {payer} --receive-account {token_account} --voucher {VOUCHER_ID}",
+        sme.display()
+    );
+    println!("  cbank voucher list --party {VOUCHER_HOLDER}");
+    println!("  cbank programme report {PROGRAMME_ID} --format csv");
+    let node_flags: Vec<String> = nodes
+        .iter()
+        .map(|node| format!("--node {}", node.url()))
+        .collect();
+    println!(
+        "  cbank audit export {} --out audit.json",
+        node_flags.join(" ")
+    );
+    println!("  cbank audit verify audit.json --node-keys audit.json.node-keys.json");
     println!();
     println!("Press Ctrl-C to stop the cluster.");
 }
@@ -1266,6 +1431,23 @@ mod tests {
             .all(|position| funding_transfer_id(position) != SELLER_FUNDING_TRANSFER_ID));
         // The ask rests above the bid, so the demo's orders do not trade with each other.
         assert!(DEMO_ORDERS[0].3 > DEMO_ORDERS[1].3);
+        // The vouchers' demo: a government funds the programme, an SME holds the voucher.
+        assert_eq!(
+            DEMO_PARTIES[party_position(GOVERNMENT).unwrap()].1,
+            Role::Government
+        );
+        assert_eq!(
+            DEMO_PARTIES[party_position(VOUCHER_HOLDER).unwrap()].1,
+            Role::Sme
+        );
+        let funding_ids: Vec<u128> = (0..FUNDED_PARTIES.len())
+            .map(funding_transfer_id)
+            .chain([SELLER_FUNDING_TRANSFER_ID])
+            .collect();
+        assert!(!funding_ids.contains(&PROGRAMME_FUNDING_TRANSFER_ID));
+        assert!(PROGRAMME_ELIGIBLE_ASSETS
+            .iter()
+            .all(|code| DEMO_ASSETS.contains(code)));
     }
 
     #[test]
@@ -1296,6 +1478,7 @@ mod tests {
             parties: vec![],
             funding: vec![],
             market: None,
+            vouchers: None,
         };
         write_cluster_file(&path, &file).unwrap();
         let read = read_cluster_file(&path).unwrap().unwrap();
@@ -1303,8 +1486,8 @@ mod tests {
         assert_eq!(read.members[2].http_addr.port(), 7103);
         assert!(!path.with_extension("json.tmp").exists());
         assert!(
-            read.market.is_none(),
-            "a file from before the supermarket reads as one"
+            read.market.is_none() && read.vouchers.is_none(),
+            "a file from before the supermarket and the vouchers reads as one"
         );
         std::fs::write(&path, "{").unwrap();
         let error = format!("{:#}", read_cluster_file(&path).unwrap_err());

@@ -1,16 +1,19 @@
 //! The `cbank` command line: argument definitions (clap derive) and dispatch.
 //!
 //! Every subcommand is a thin client of a node's HTTP API (`spec/http.md`), except
-//! `node start`, which runs a node in this process, and `dev`, which runs three of them as
-//! child processes. Map: `keys.rs` (key files), `client.rs` (HTTP to a node), `commands.rs`
-//! (sign and submit ledger commands, reads), `bank.rs` (the compute bank's commands),
-//! `market.rs` (the supermarket's: `market`, `shelf` and `usage`),
-//! `cluster.rs` (membership administration), `dev.rs` (the local three-node cluster).
+//! `node start`, which runs a node in this process, `dev`, which runs three of them as child
+//! processes, and `audit verify` and `audit verify-proof`, which read files only. Map:
+//! `keys.rs` (key files), `client.rs` (HTTP to a node), `commands.rs` (sign and submit ledger
+//! commands, reads), `bank.rs` (the compute bank's commands), `market.rs` (the supermarket's:
+//! `market`, `shelf` and `usage`), `vouchers.rs` (`programme` and `voucher`), `audit.rs`
+//! (`audit export|verify|prove|verify-proof`, the last two offline), `cluster.rs` (membership
+//! administration), `dev.rs` (the local three-node cluster).
 //!
 //! This module must never hold business rules: it builds `ledger` commands from arguments and
 //! lets the ledger decide. Bad user input is an error message and a non-zero exit, never a
 //! panic.
 
+pub mod audit;
 pub mod bank;
 pub mod client;
 pub mod cluster;
@@ -18,6 +21,7 @@ pub mod commands;
 pub mod dev;
 pub mod keys;
 pub mod market;
+pub mod vouchers;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ledger::{AccountKind, Asset, PartyId, PublicKey, Role};
@@ -95,6 +99,16 @@ pub enum TopCommand {
     /// quotas), defined in `market.rs`.
     #[command(flatten)]
     Market(market::MarketTop),
+    /// Compute vouchers: `programme` and `voucher` (top-level subcommands, defined in
+    /// `vouchers.rs`).
+    #[command(flatten)]
+    Vouchers(vouchers::VouchersTop),
+    /// Audit the journal: export it with checkpoints signed by several nodes, verify an export
+    /// offline, prove and verify one voucher's entries (see `audit.rs`).
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -604,6 +618,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         TopCommand::Agent(args) => crate::agent::run(args).await,
         TopCommand::Bank(command) => bank::run(command).await,
         TopCommand::Market(command) => market::run(command).await,
+        TopCommand::Vouchers(command) => vouchers::run(command).await,
+        TopCommand::Audit { command } => audit::run(command).await,
         other => commands::run(other).await,
     }
 }

@@ -38,6 +38,8 @@ pub mod code {
     pub const INTERNAL: &str = "internal";
     /// A statement would have more than `STATEMENT_LINES_MAX` lines.
     pub const STATEMENT_TOO_LARGE: &str = "statement_too_large";
+    /// A programme report would have more than `PROGRAMME_REPORT_ROWS_MAX` rows.
+    pub const REPORT_TOO_LARGE: &str = "report_too_large";
 }
 
 /// An error answer: status, stable code, human message and optional extra fields.
@@ -151,6 +153,15 @@ impl ApiError {
         )
     }
 
+    /// A programme report over `PROGRAMME_REPORT_ROWS_MAX` rows (nothing is journaled).
+    pub fn report_too_large(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code::REPORT_TOO_LARGE,
+            message,
+        )
+    }
+
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL, message)
     }
@@ -232,6 +243,13 @@ pub fn reason_status(reason: Reason) -> StatusCode {
         | Reason::PackageExistsWithDifferentFields
         | Reason::PurchaseExistsWithDifferentFields
         | Reason::UsageEventExists => StatusCode::CONFLICT,
+        // Vouchers (`spec/vouchers.md`), by the same classes: unknown things, taken ids, and
+        // another government's programme or another SME's voucher.
+        Reason::ProgrammeUnknown | Reason::VoucherUnknown => StatusCode::NOT_FOUND,
+        Reason::ProgrammeExistsWithDifferentFields | Reason::VoucherExistsWithDifferentFields => {
+            StatusCode::CONFLICT
+        }
+        Reason::NotProgrammeOwner | Reason::VoucherNotBeneficiary => StatusCode::FORBIDDEN,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
@@ -347,6 +365,39 @@ mod tests {
             assert_eq!(reason_status(reason).as_u16(), 422, "{reason}");
         }
         assert!(count >= 25, "only {count} other market reasons found");
+    }
+
+    #[test]
+    fn the_voucher_reasons_named_by_the_spec() {
+        // spec/http.md: unknown programme or voucher 404, a different one under a taken id
+        // 409, another government's programme or another SME's voucher 403; every other
+        // voucher reason (250 to 266) is 422.
+        let named = [
+            (Reason::ProgrammeUnknown, 404),
+            (Reason::VoucherUnknown, 404),
+            (Reason::ProgrammeExistsWithDifferentFields, 409),
+            (Reason::VoucherExistsWithDifferentFields, 409),
+            (Reason::NotProgrammeOwner, 403),
+            (Reason::VoucherNotBeneficiary, 403),
+        ];
+        for (reason, status) in named {
+            assert_eq!(reason_status(reason).as_u16(), status, "{reason}");
+        }
+        let others: Vec<&Reason> = Reason::ALL
+            .iter()
+            .filter(|reason| {
+                (250..=266).contains(&reason.number())
+                    && !named.iter().any(|(named, _)| named == *reason)
+            })
+            .collect();
+        for reason in &others {
+            assert_eq!(reason_status(**reason).as_u16(), 422, "{reason}");
+        }
+        assert_eq!(others.len() + named.len(), 17, "reasons 250 to 266");
+        assert_eq!(
+            reason_grpc_code(Reason::NotProgrammeOwner),
+            tonic::Code::PermissionDenied
+        );
     }
 
     #[test]

@@ -22,8 +22,8 @@
 use super::errors::ApiError;
 use super::extract::{parse_bounded, parse_u128, Params, PathText};
 use super::reads::{
-    answer, answer_by_id, list_page, page, page_limit, party_list, read_point, Consistency,
-    ListParams, ReadParams, ReadPoint,
+    answer, answer_by_id, list_page, owned, page, page_limit, party_list, read_point, text_list,
+    Consistency, ListParams, ReadParams, ReadPoint,
 };
 use super::routes::ApiState;
 use crate::limits::{
@@ -106,12 +106,6 @@ fn product_of<'a>(ledger: &'a Ledger, product_id: &str) -> Result<&'a Product, A
     ledger
         .product(product_id)
         .ok_or_else(|| no_product(product_id))
-}
-
-/// A view that borrows from the ledger, copied out as JSON while the read lock is held.
-fn owned(view: impl Serialize) -> Result<serde_json::Value, ApiError> {
-    serde_json::to_value(view)
-        .map_err(|error| ApiError::internal(format!("encoding the answer: {error}")))
 }
 
 fn no_account(id: u128) -> ApiError {
@@ -667,18 +661,12 @@ pub(crate) async fn packages(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let limit = match page_limit(params.limit.as_deref()) {
-        Ok(limit) => limit,
-        Err(error) => return error.into_response(),
-    };
     // Package ids are text, so the cursor is the last package id itself.
-    let after = params.after.clone();
-    answer(&api, params.consistency, &uri, &headers, |ledger| {
-        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+    text_list(&api, params, &uri, &headers, |ledger, range, limit| {
         let packages = ledger
             .shelf()
             .packages
-            .range::<String, _>((start, Bound::Unbounded))
+            .range::<String, _>(range)
             .map(|(_, package)| package_view(package));
         let (packages, next) = page(packages, limit, |view| view.package.spec.package_id.clone());
         Ok(json!({ "packages": packages, "next": next }))
@@ -943,7 +931,7 @@ mod tests {
             seller: PartyId::new("s"),
             price,
             lots,
-            voucher_paid: 0,
+            vouchers: Vec::new(),
             goods: u128::from(lots) * 3_600,
             money: u128::from(price * lots),
             fee: 0,

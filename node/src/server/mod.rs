@@ -10,7 +10,8 @@
 //!   them to Raft.
 //! - `routes.rs`: the axum router, the shared `Api` state, and the fallbacks that make
 //!   every error our JSON; `writes.rs`, `reads.rs`, `bank.rs` (the compute bank's reads),
-//!   `market.rs` (the supermarket's reads and the alert stream) and `admin.rs` are the handlers;
+//!   `market.rs` (the supermarket's reads and the alert stream), `vouchers.rs` (programmes,
+//!   reports, vouchers and signed checkpoints) and `admin.rs` are the handlers;
 //!   `extract.rs` the request extractors; `forward.rs` follower-to-leader forwarding.
 //! - `errors.rs`: the one mapping from ledger reasons and node errors to HTTP status and
 //!   `{code, message}`; `metrics.rs`: the Prometheus registry behind `/metrics`.
@@ -35,6 +36,7 @@ mod proposer;
 mod reads;
 mod routes;
 mod runtime;
+mod vouchers;
 mod writes;
 
 pub use config::{raft_config, NodeConfig};

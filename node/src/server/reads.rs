@@ -5,8 +5,8 @@
 //! read point is applied (`ensure_linearizable`); on a follower it is forwarded to the leader.
 //! A local read answers from this node's applied state at once. `health`, `cluster` and `state`
 //! describe this node and are always local. This file also holds what every read module shares
-//! (`bank.rs`, `market.rs`): [`answer`], the list pages ([`list_page`], [`page`]) and party ids
-//! ([`parse_party`]). This file never writes anything.
+//! (`bank.rs`, `market.rs`, `vouchers.rs`): [`answer`], the list pages ([`list_page`],
+//! [`page`], [`text_list`]) and party ids ([`parse_party`]). This file never writes anything.
 
 use super::errors::ApiError;
 use super::extract::{parse_bounded, parse_u128, Params, PathText};
@@ -27,6 +27,7 @@ use ledger::{Checkpoint, Ledger, PartyId};
 use openraft::error::{CheckIsLeaderError, RaftError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::ops::Bound;
 
 /// How fresh a read must be.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -135,6 +136,12 @@ pub(super) fn json_answer(value: &impl Serialize) -> Response {
     }
 }
 
+/// A view that borrows from the ledger, copied out as JSON while the read lock is held.
+pub(super) fn owned(view: impl Serialize) -> Result<Value, ApiError> {
+    serde_json::to_value(view)
+        .map_err(|error| ApiError::internal(format!("encoding the answer: {error}")))
+}
+
 /// Reads from the ledger after making the read as fresh as `consistency` asks.
 pub(super) async fn answer<T: Serialize>(
     api: &ApiState,
@@ -210,6 +217,27 @@ pub(super) fn page<T, C: ToString>(
     } else {
         (items, None)
     }
+}
+
+/// A paged list of things keyed by a text id (`?after=<id>&limit=`): parses the limit (400 if
+/// bad), makes the read fresh, and answers what `read` makes of the range after the cursor
+/// (the last id of the previous page itself) and the limit.
+pub(super) async fn text_list<T: Serialize>(
+    api: &ApiState,
+    params: ListParams,
+    uri: &Uri,
+    headers: &HeaderMap,
+    read: impl FnOnce(&Ledger, (Bound<String>, Bound<String>), usize) -> Result<T, ApiError>,
+) -> Response {
+    let limit = match page_limit(params.limit.as_deref()) {
+        Ok(limit) => limit,
+        Err(error) => return error.into_response(),
+    };
+    let start = params.after.map_or(Bound::Unbounded, Bound::Excluded);
+    answer(api, params.consistency, uri, headers, |ledger| {
+        read(ledger, (start, Bound::Unbounded), limit)
+    })
+    .await
 }
 
 /// A party id from a path, checked against the ledger's rules.

@@ -13,6 +13,7 @@ use super::market;
 use super::metrics::{self, Metrics};
 use super::proposer::Proposer;
 use super::reads;
+use super::vouchers;
 use super::writes;
 use crate::limits::{ALERT_STREAMS_MAX, HTTP_REQUESTS_IN_FLIGHT_MAX, REQUEST_BYTES_MAX};
 use crate::network::Faults;
@@ -39,7 +40,7 @@ pub(crate) struct Api {
     pub proposer: Proposer,
     pub forwarder: Forwarder,
     pub metrics: Arc<Metrics>,
-    /// Signs checkpoints (`GET /v1/head`).
+    /// Signs checkpoints (`GET /v1/head`, `GET /v1/checkpoints/{index}`).
     pub node_key: SigningKey,
     pub admin_token: String,
     pub faults: Faults,
@@ -110,6 +111,20 @@ pub(crate) fn router(api: ApiState) -> Router {
         .route("/v1/accounts/{id}/quotas", get(market::account_quotas))
         .route("/v1/accounts/{id}/alerts", get(market::account_alerts))
         .route("/v1/accounts/{id}/alerts/stream", get(market::alert_stream))
+        .route(
+            "/v1/programmes",
+            get(vouchers::programmes).post(writes::programmes),
+        )
+        .route("/v1/programmes/{id}", get(vouchers::programme))
+        .route(
+            "/v1/programmes/{id}/report",
+            get(vouchers::programme_report),
+        )
+        .route("/v1/vouchers", post(writes::vouchers))
+        .route("/v1/vouchers/revoke", post(writes::voucher_revocations))
+        .route("/v1/vouchers/{id}", get(vouchers::voucher))
+        .route("/v1/parties/{id}/vouchers", get(vouchers::party_vouchers))
+        .route("/v1/checkpoints/{index}", get(vouchers::checkpoint))
         .route("/v1/admin/cluster/init", post(admin::init))
         .route("/v1/admin/cluster/learners", post(admin::add_learner))
         .route("/v1/admin/cluster/promote", post(admin::promote))

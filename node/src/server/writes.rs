@@ -1,5 +1,5 @@
-//! Write handlers: `POST /v1/commands`, the typed command routes (the bank's and the
-//! supermarket's among them), and `/v1/commands/batch`.
+//! Write handlers: `POST /v1/commands`, the typed command routes (the bank's, the
+//! supermarket's and the vouchers' among them), and `/v1/commands/batch`.
 //!
 //! A write is parsed, checked against its route's command type, checked for size and
 //! signature (a forged or oversized command never reaches the log), then proposed on the leader
@@ -67,6 +67,12 @@ pub(crate) enum WriteRoute {
     Purchases,
     /// `POST /v1/usage`: `record_usage`.
     Usage,
+    /// `POST /v1/programmes`: `create_programme`.
+    Programmes,
+    /// `POST /v1/vouchers`: `issue_voucher`.
+    Vouchers,
+    /// `POST /v1/vouchers/revoke`: `revoke_voucher`.
+    VoucherRevocations,
 }
 
 impl WriteRoute {
@@ -99,6 +105,9 @@ impl WriteRoute {
             WriteRoute::Packages => matches!(command, Command::ListPackage { .. }),
             WriteRoute::Purchases => matches!(command, Command::BuyPackage { .. }),
             WriteRoute::Usage => matches!(command, Command::RecordUsage { .. }),
+            WriteRoute::Programmes => matches!(command, Command::CreateProgramme { .. }),
+            WriteRoute::Vouchers => matches!(command, Command::IssueVoucher { .. }),
+            WriteRoute::VoucherRevocations => matches!(command, Command::RevokeVoucher { .. }),
         }
     }
 
@@ -125,6 +134,9 @@ impl WriteRoute {
             WriteRoute::Packages => "list_package",
             WriteRoute::Purchases => "buy_package",
             WriteRoute::Usage => "record_usage",
+            WriteRoute::Programmes => "create_programme",
+            WriteRoute::Vouchers => "issue_voucher",
+            WriteRoute::VoucherRevocations => "revoke_voucher",
         }
     }
 }
@@ -331,6 +343,12 @@ typed_write_handlers! {
     purchases => Purchases;
     /// `POST /v1/usage`.
     usage => Usage;
+    /// `POST /v1/programmes`.
+    programmes => Programmes;
+    /// `POST /v1/vouchers`.
+    vouchers => Vouchers;
+    /// `POST /v1/vouchers/revoke`.
+    voucher_revocations => VoucherRevocations;
 }
 
 /// The body of `POST /v1/commands/batch`.
@@ -497,6 +515,55 @@ mod tests {
         }
         for route in market_routes {
             assert!(!route.accepts(&Command::RegisterAsset { asset: Asset::Cny }));
+        }
+    }
+
+    #[test]
+    fn each_voucher_command_has_one_typed_route() {
+        use ledger::vouchers::{Beneficiaries, Eligible, ProgrammeSpec, VoucherSpec};
+        let voucher_routes = [
+            WriteRoute::Programmes,
+            WriteRoute::Vouchers,
+            WriteRoute::VoucherRevocations,
+        ];
+        let programme = ProgrammeSpec {
+            programme_id: "city".to_owned(),
+            title: String::new(),
+            budget: 1,
+            funding_account_id: 1,
+            eligible: Eligible::default(),
+            max_share_bps: 3_000,
+            cap_per_beneficiary_per_year: 1,
+            valid_from_ns: 0,
+            valid_until_ns: 1,
+            beneficiaries: Beneficiaries::Role(Role::Sme),
+            stackable: false,
+        };
+        let voucher = VoucherSpec {
+            voucher_id: 1,
+            programme_id: "city".to_owned(),
+            beneficiary: PartyId::new("sme"),
+            amount: 1,
+            expires_at_ns: 1,
+        };
+        let cases = [
+            (
+                Command::CreateProgramme { programme },
+                WriteRoute::Programmes,
+            ),
+            (Command::IssueVoucher { voucher }, WriteRoute::Vouchers),
+            (
+                Command::RevokeVoucher { voucher_id: 1 },
+                WriteRoute::VoucherRevocations,
+            ),
+        ];
+        for (command, route) in &cases {
+            for other in voucher_routes {
+                assert_eq!(other.accepts(command), other == *route, "{other:?}");
+            }
+            assert_eq!(route.expected(), command.name());
+            assert!(WriteRoute::Commands.accepts(command));
+            assert!(!WriteRoute::Orders.accepts(command));
         }
     }
 

@@ -449,6 +449,35 @@ impl AppliedState {
         Ok(entries)
     }
 
+    /// The journal entry at `index`, if this node stores it: `None` past what sled holds (the
+    /// in-memory ledger may be a moment ahead of it), `JournalNotStored` before the first
+    /// stored index.
+    pub fn journal_entry(&self, index: u64) -> Result<Option<JournalEntry>, ReadError> {
+        let first_journal_index = self.first_journal_index();
+        if index < first_journal_index {
+            return Err(ReadError::JournalNotStored {
+                first_journal_index,
+            });
+        }
+        let Some(value) = self
+            .shared
+            .tree
+            .get(journal_key(index))
+            .map_err(storage_error)?
+        else {
+            return Ok(None);
+        };
+        let entry: JournalEntry =
+            codec::decode(&value, JOURNAL_ENTRY_BYTES_MAX).map_err(storage_error)?;
+        if entry.body.index != index {
+            return Err(ReadError::Storage(format!(
+                "journal entry {} found where {index} was expected",
+                entry.body.index
+            )));
+        }
+        Ok(Some(entry))
+    }
+
     /// Transfers applied to `account_id` (as debit or credit account), oldest first (by journal
     /// index, then transfer id), starting after the transfer `after_transfer_id` if given; at
     /// most `limit` and `ACCOUNT_TRANSFERS_PAGE_MAX`. Records show each transfer's current state

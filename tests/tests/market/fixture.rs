@@ -22,12 +22,13 @@
 use ledger::ids::system_account_id;
 use ledger::testing::OPERATOR;
 use ledger::trading::{OrderSpec, Placed, ProductSpec};
-use ledger::{
-    Account, AccountFlags, AccountKind, Asset, Balances, Command, CommandResult, Effect,
-    NewAccount, Outcome, PartyId, Role, Transfer, TransferFlags,
-};
+use ledger::{AccountKind, Asset, Command, CommandResult, Effect, Role};
 use market::book::{SelfTrade, Side, TimeInForce};
-use tests::{next_transfer_id, sign, ApiError, Cluster, MINT_ACCOUNT};
+pub use tests::calls::{
+    balances, expect_accepted, expect_rejected, number, posted, statement_closes,
+};
+use tests::calls::{fund, open_main_accounts, register_parties};
+use tests::{Cluster, MINT_ACCOUNT};
 
 pub const UNIV: &str = "univ";
 pub const LAB: &str = "lab";
@@ -75,79 +76,39 @@ pub fn cny_fees() -> u128 {
 
 /// Registers the parties, opens and funds their accounts, and lists both products.
 pub fn open_market(cluster: &mut Cluster) {
-    let parties = [
-        (UNIV, Role::Institution),
-        (LAB, Role::Institution),
-        (SME, Role::Sme),
-        (SME_B, Role::Sme),
-        (PROVIDER, Role::Provider),
-        (AUDITOR, Role::Auditor),
-    ];
-    for (party, role) in parties {
-        let register = Command::RegisterParty {
-            party: PartyId::new(party),
-            role,
-            keys: vec![ledger::testing::demo_key(party).public_key()],
-        };
-        expect_accepted(cluster, "/v1/parties", OPERATOR, register);
-    }
-    let accounts = [
-        (UNIV, vec![(UNIV_CNY, Asset::Cny), (UNIV_GPU, h100())]),
-        (LAB, vec![(LAB_CNY, Asset::Cny), (LAB_GPU, h100())]),
-        (
-            SME,
-            vec![(SME_CNY, Asset::Cny), (SME_GPU, h100()), (SME_TOK, qwen())],
-        ),
-        (SME_B, vec![(SME_B_CNY, Asset::Cny), (SME_B_GPU, h100())]),
-        (PROVIDER, vec![(PROVIDER_CNY, Asset::Cny)]),
-    ];
-    for (party, accounts) in accounts {
-        let accounts = accounts
-            .into_iter()
-            .map(|(id, asset)| NewAccount {
-                id,
-                asset,
-                kind: AccountKind::Main,
-                flags: AccountFlags {
-                    debits_must_not_exceed_credits: true,
-                    ..AccountFlags::default()
-                },
-                reference: 0,
-            })
-            .collect();
-        expect_accepted(
-            cluster,
-            "/v1/accounts",
-            party,
-            Command::CreateAccounts { accounts },
-        );
-    }
-    let h100_mint = system_account_id(&h100(), AccountKind::Mint);
-    let funding = [
-        (h100_mint, UNIV_GPU, INSTITUTION_FUNDS_GPU_S),
-        (h100_mint, LAB_GPU, INSTITUTION_FUNDS_GPU_S),
-        (MINT_ACCOUNT, SME_CNY, SME_FUNDS_FEN),
-        (MINT_ACCOUNT, SME_B_CNY, SME_FUNDS_FEN),
-    ];
-    let transfers = funding
-        .into_iter()
-        .map(|(from, to, amount)| Transfer {
-            id: next_transfer_id(),
-            debit_account_id: from,
-            credit_account_id: to,
-            amount,
-            pending_id: 0,
-            timeout_s: 0,
-            code: 1,
-            reference: 0,
-            flags: TransferFlags::default(),
-        })
-        .collect();
-    expect_accepted(
+    register_parties(
         cluster,
-        "/v1/transfers",
-        OPERATOR,
-        Command::CreateTransfers { transfers },
+        &[
+            (UNIV, Role::Institution),
+            (LAB, Role::Institution),
+            (SME, Role::Sme),
+            (SME_B, Role::Sme),
+            (PROVIDER, Role::Provider),
+            (AUDITOR, Role::Auditor),
+        ],
+    );
+    open_main_accounts(
+        cluster,
+        &[
+            (UNIV, vec![(UNIV_CNY, Asset::Cny), (UNIV_GPU, h100())]),
+            (LAB, vec![(LAB_CNY, Asset::Cny), (LAB_GPU, h100())]),
+            (
+                SME,
+                vec![(SME_CNY, Asset::Cny), (SME_GPU, h100()), (SME_TOK, qwen())],
+            ),
+            (SME_B, vec![(SME_B_CNY, Asset::Cny), (SME_B_GPU, h100())]),
+            (PROVIDER, vec![(PROVIDER_CNY, Asset::Cny)]),
+        ],
+    );
+    let h100_mint = system_account_id(&h100(), AccountKind::Mint);
+    fund(
+        cluster,
+        &[
+            (h100_mint, UNIV_GPU, INSTITUTION_FUNDS_GPU_S),
+            (h100_mint, LAB_GPU, INSTITUTION_FUNDS_GPU_S),
+            (MINT_ACCOUNT, SME_CNY, SME_FUNDS_FEN),
+            (MINT_ACCOUNT, SME_B_CNY, SME_FUNDS_FEN),
+        ],
     );
     for (product_id, auction_interval_s) in
         [(CONTINUOUS, None), (AUCTION, Some(AUCTION_INTERVAL_S))]
@@ -167,68 +128,6 @@ pub fn open_market(cluster: &mut Cluster) {
             OPERATOR,
             Command::ListProduct { product },
         );
-    }
-}
-
-/// Signs `command` for `signer` and posts it to `path` on the leader.
-pub fn submit(
-    cluster: &mut Cluster,
-    path: &str,
-    signer: &str,
-    command: Command,
-) -> Result<tests::WriteResponse, ApiError> {
-    let leader = cluster.leader();
-    cluster
-        .client()
-        .submit(leader, path, &sign(signer, command))
-}
-
-/// Like [`submit`], panicking unless the ledger accepted the command with no failed event.
-pub fn expect_accepted(
-    cluster: &mut Cluster,
-    path: &str,
-    signer: &str,
-    command: Command,
-) -> Outcome {
-    let name = command.name();
-    let response = submit(cluster, path, signer, command)
-        .unwrap_or_else(|error| panic!("{name} by {signer} on {path}: {error}"));
-    let outcome = response.outcome;
-    assert!(
-        outcome.rejected().is_none() && outcome.event_results().is_empty(),
-        "{name} by {signer} applies cleanly: {outcome:?}"
-    );
-    outcome
-}
-
-/// Like [`submit`], panicking unless the answer is the error `status` and `code`, recorded in
-/// the journal (a ledger rejection names its entry).
-pub fn expect_rejected(
-    cluster: &mut Cluster,
-    path: &str,
-    signer: &str,
-    command: Command,
-    status: u16,
-    code: &str,
-) {
-    let name = command.name();
-    match submit(cluster, path, signer, command) {
-        Ok(response) => panic!(
-            "{name} by {signer} should be rejected with {code}, got {:?}",
-            response.outcome
-        ),
-        Err(error) => {
-            assert_eq!(
-                (error.status, error.code.as_str()),
-                (Some(status), code),
-                "{name} by {signer}: {error}"
-            );
-            assert!(
-                error.journal_index().is_some(),
-                "a ledger rejection names its journal entry: {}",
-                error.body
-            );
-        }
     }
 }
 
@@ -270,38 +169,6 @@ pub fn place(cluster: &mut Cluster, signer: &str, order: OrderSpec) -> Placed {
     }
 }
 
-pub fn account(cluster: &mut Cluster, id: u128) -> Account {
-    cluster.read(&format!("/v1/accounts/{id}"))
-}
-
-pub fn balances(cluster: &mut Cluster, id: u128) -> Balances {
-    account(cluster, id).balances
-}
-
-/// Checks that the account's all-time statement, rebuilt from the node's index of the
-/// account's transfers (the market's derived ones included), closes on its balances, and
-/// returns how many lines it has.
-pub fn statement_closes(cluster: &mut Cluster, id: u128) -> usize {
-    let statement: ledger::statement::Statement =
-        cluster.read(&format!("/v1/accounts/{id}/statement"));
-    let balances = balances(cluster, id);
-    assert_eq!(
-        statement.closing, balances,
-        "the statement of account {id} closes on its balances"
-    );
-    statement.lines.len()
-}
-
-/// Balances with only these fields set (the rest 0).
-pub fn posted(credits_posted: u128, debits_posted: u128, debits_pending: u128) -> Balances {
-    Balances {
-        credits_posted,
-        debits_posted,
-        debits_pending,
-        credits_pending: 0,
-    }
-}
-
 /// A read of one product: `path?product=<id>` plus `query`.
 pub fn product_read(
     cluster: &mut Cluster,
@@ -315,21 +182,6 @@ pub fn product_read(
         format!("&{query}")
     };
     cluster.read(&format!("{path}?product={product_id}{query}"))
-}
-
-/// A JSON decimal string as a number (the API writes u64 and u128 as strings).
-pub fn number(value: &serde_json::Value) -> u128 {
-    match value {
-        serde_json::Value::String(text) => text
-            .parse()
-            .unwrap_or_else(|_| panic!("{text:?} is not a decimal number")),
-        serde_json::Value::Number(number) => u128::from(
-            number
-                .as_u64()
-                .unwrap_or_else(|| panic!("{number} is not a u64")),
-        ),
-        other => panic!("{other} is not a number"),
-    }
 }
 
 /// Price levels of a depth view as (price, lots, orders).

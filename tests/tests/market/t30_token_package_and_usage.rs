@@ -128,7 +128,10 @@ fn a_token_plan_is_bought_metered_and_alerted() {
     );
     assert_eq!(
         outcome.result,
-        CommandResult::Accepted(Effect::PackageBought { repeated: false })
+        CommandResult::Accepted(Effect::PackageBought {
+            repeated: false,
+            vouchers: Vec::new()
+        })
     );
     assert_eq!(
         balances(&mut cluster, SME_CNY),
