@@ -21,6 +21,7 @@
 use crate::api::{Api, ApiError, ClusterView, JournalPage, StateView};
 use crate::client::Client;
 use crate::fixture::{account_of, ASSETS, INITIAL_FUNDS, MINT_ACCOUNT, PARTIES};
+use crate::netns::Netns;
 use crate::ports::free_ports;
 use crate::process::{NodeProcess, LOG_TAIL_LINES};
 use crate::wait::wait_for;
@@ -61,6 +62,9 @@ pub struct Options {
     pub node_args: Vec<String>,
     /// Extra environment variables for every node (e.g. `CBANK_SNAPSHOT_LOGS`).
     pub node_env: Vec<(String, String)>,
+    /// Each node in its own network namespace on a bridge (`netns.rs`), so partitions are
+    /// real: packets dropped by the kernel, not by the node.
+    pub netns: bool,
 }
 
 impl Options {
@@ -69,6 +73,7 @@ impl Options {
             nodes,
             node_args: Vec::new(),
             node_env: Vec::new(),
+            netns: false,
         }
     }
 }
@@ -80,6 +85,8 @@ pub struct Cluster {
     api: Api,
     admin_api: Api,
     dir: tempfile::TempDir,
+    /// Dropped after the nodes are killed (fields drop after `Drop::drop`).
+    netns: Option<Netns>,
     _serial: MutexGuard<'static, ()>,
 }
 
@@ -98,11 +105,21 @@ impl Cluster {
             .tempdir()
             .expect("create a temporary directory");
         let ports = free_ports(2 * options.nodes);
+        let netns = options.netns.then(|| Netns::create(options.nodes as u64));
         let mut nodes = BTreeMap::new();
         for (index, pair) in ports.chunks(2).enumerate() {
             let id = index as u64 + 1;
-            let raft_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, pair[0]));
-            let http_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, pair[1]));
+            let (raft_addr, http_addr) = match &netns {
+                // Each namespace has its own ports: fixed ones are free there.
+                Some(netns) => (
+                    SocketAddr::from((netns.addr(id), 7_100)),
+                    SocketAddr::from((netns.addr(id), 7_000)),
+                ),
+                None => (
+                    SocketAddr::from((Ipv4Addr::LOCALHOST, pair[0])),
+                    SocketAddr::from((Ipv4Addr::LOCALHOST, pair[1])),
+                ),
+            };
             let mut node = NodeProcess::new(
                 id,
                 dir.path(),
@@ -111,6 +128,9 @@ impl Cluster {
                 options.node_args.clone(),
             );
             node.extra_env = options.node_env.clone();
+            if let Some(netns) = &netns {
+                node.launcher = netns.launcher(id);
+            }
             nodes.insert(id, node);
         }
         let mut cluster = Cluster {
@@ -119,6 +139,7 @@ impl Cluster {
             api: Api::default(),
             admin_api: Api::new(ADMIN_TIMEOUT),
             dir,
+            netns,
             _serial: serial,
         };
         for node in cluster.nodes.values_mut() {
@@ -444,6 +465,26 @@ impl Cluster {
             .unwrap_or_else(|error| panic!("add node {id} back as a learner: {error}"));
         self.admin(leader, "/v1/admin/cluster/promote", &json!({ "id": id }))
             .unwrap_or_else(|error| panic!("promote node {id} again: {error}"));
+    }
+
+    /// The namespaces of a cluster started with `Options::netns` (panics otherwise).
+    pub fn netns(&self) -> &Netns {
+        self.netns
+            .as_ref()
+            .expect("the cluster was started with Options::netns")
+    }
+
+    /// Drops every packet to and from the node in the kernel (`netns` clusters only): Raft and
+    /// HTTP alike, like an unplugged cable.
+    pub fn cut_link(&mut self, id: u64) {
+        self.netns().cut(id);
+        self.isolated.insert(id);
+    }
+
+    /// Undoes [`Cluster::cut_link`].
+    pub fn heal_link(&mut self, id: u64) {
+        self.netns().heal(id);
+        self.isolated.remove(&id);
     }
 
     /// Cuts all Raft traffic to and from the node (its HTTP API stays up).

@@ -20,10 +20,12 @@
 //! - `calls.rs`: what the business areas (`market`, `vouchers`) do against a cluster: sign and
 //!   submit a command expecting it accepted or rejected, register parties, open and fund
 //!   accounts, read balances.
+//! - `netns.rs`: [`Netns`], nodes in their own network namespaces on a bridge, so a partition
+//!   (the node's link set down) drops real packets in the kernel.
 //!
 //! Every child process is killed when its owner drops, on panic too, and a failing test prints
-//! the tail of every node's log. This crate never sleeps where it can poll, and never talks to
-//! anything but loopback.
+//! the tail of every node's log. This crate never sleeps where it can poll, and talks to nothing
+//! but loopback and, for `netns` clusters, the bridge it made.
 //!
 //! Start here: [`Cluster::start`].
 
@@ -36,6 +38,7 @@ mod client;
 mod cluster;
 mod fixture;
 mod load;
+mod netns;
 mod ports;
 mod process;
 mod sign;
@@ -54,6 +57,7 @@ pub use fixture::{
     account_of, funding_transfer_of, next_transfer_id, ASSETS, INITIAL_FUNDS, MINT_ACCOUNT, PARTIES,
 };
 pub use load::Load;
+pub use netns::Netns;
 pub use ports::free_ports;
 pub use process::NodeProcess;
 pub use sign::{next_nonce, sign, sign_with, unix_now_ns, ENVELOPE_LIFETIME_NS};

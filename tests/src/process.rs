@@ -26,6 +26,9 @@ pub struct NodeProcess {
     pub extra_args: Vec<String>,
     /// Extra environment variables for the process (e.g. `CBANK_SNAPSHOT_LOGS`).
     pub extra_env: Vec<(String, String)>,
+    /// A command prefix the node runs under (`ip netns exec <ns>`, see `netns.rs`); empty to
+    /// run it directly.
+    pub launcher: Vec<String>,
     child: Option<Child>,
     /// How many times the process was started: numbers the log's start markers.
     starts: u32,
@@ -47,6 +50,7 @@ impl NodeProcess {
             http_addr,
             extra_args,
             extra_env: Vec::new(),
+            launcher: Vec::new(),
             child: None,
             starts: 0,
         }
@@ -73,7 +77,15 @@ impl NodeProcess {
         )
         .expect("write the log marker");
         let stderr = log.try_clone().expect("clone the log file handle");
-        let mut command = Command::new(cbank_binary());
+        let mut command = match self.launcher.split_first() {
+            None => Command::new(cbank_binary()),
+            // `ip netns exec` execs the program, so the child is the node itself.
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(cbank_binary());
+                command
+            }
+        };
         command
             .args(["node", "start", "--id", &self.id.to_string()])
             .arg("--data")
