@@ -517,7 +517,7 @@ impl Ledger {
             .get(&spec.order_id)
             .map(|o| o.status)
             .unwrap_or(OrderStatus::Open);
-        self.state.market.orders.append(&mut orders);
+        self.keep_orders(orders);
         Ok(Some(Placed {
             order_id: spec.order_id,
             trades,
@@ -639,7 +639,7 @@ impl Ledger {
             product.book.commit_clearing(&clearing);
             product.last_price = Some(clearing.price);
             product.trades.extend(trades.iter().cloned());
-            self.state.market.orders.append(&mut orders);
+            self.keep_orders(orders);
             cleared.push(AuctionCleared {
                 product_id,
                 at_ns: due,
@@ -949,6 +949,14 @@ impl Ledger {
             timestamp_ns,
             undo,
         )
+    }
+
+    /// Stores the orders a command changed: one insert each (`BTreeMap::append` would rebuild
+    /// the whole map, a cost in every order ever placed).
+    fn keep_orders(&mut self, orders: BTreeMap<u128, Order>) {
+        for (id, order) in orders {
+            self.state.market.orders.insert(id, order);
+        }
     }
 
     fn open_order_of(&self, signer: &PartyId, order_id: u128) -> Result<&Order, Reason> {

@@ -7,12 +7,13 @@
 //! Map: `raft_types.rs` (what a Raft entry carries), `storage/` (the fsync'd Raft log and the
 //! sled-backed applied state), `network/` (tonic Raft transport and its fault-injecting
 //! wrapper), `server/` (the node runtime: group-commit proposer and the HTTP API of
-//! `spec/http.md`), `agent/` (`cbank agent`, the GPU host agent), `limits.rs` (every bound the
-//! node adds).
+//! `spec/http.md`), `agent/` (`cbank agent`, the GPU host agent), `bench/` (`cbank bench`, the
+//! benchmarks), `limits.rs` (every bound the node adds).
 //!
 //! Start here: [`raft_types`], then [`server::run_node`].
 
 pub mod agent;
+pub mod bench;
 pub mod cli;
 pub mod limits;
 pub mod network;

@@ -285,6 +285,7 @@ pub async fn run(command: TopCommand) -> anyhow::Result<ExitCode> {
         | TopCommand::Market(_)
         | TopCommand::Vouchers(_)
         | TopCommand::Audit { .. }
+        | TopCommand::Bench(_)
         | TopCommand::Agent(_) => bail!("internal error: this command is not dispatched here"),
     }
 }

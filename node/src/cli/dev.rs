@@ -269,22 +269,23 @@ fn funding(
     (transfer, line)
 }
 
-/// One node's addresses and files.
+/// One node's addresses and files (also used by `cbank bench`, which starts its clusters the
+/// same way).
 #[derive(Clone, Debug)]
-struct NodeLayout {
-    id: u64,
-    raft_addr: SocketAddr,
-    http_addr: SocketAddr,
-    data_dir: PathBuf,
-    log: PathBuf,
+pub(crate) struct NodeLayout {
+    pub(crate) id: u64,
+    pub(crate) raft_addr: SocketAddr,
+    pub(crate) http_addr: SocketAddr,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) log: PathBuf,
 }
 
 impl NodeLayout {
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.http_addr)
     }
 
-    fn member(&self) -> Member {
+    pub(crate) fn member(&self) -> Member {
         Member {
             id: self.id,
             raft_addr: self.raft_addr,
@@ -293,7 +294,7 @@ impl NodeLayout {
     }
 }
 
-fn layout(dir: &Path, base_port: u16) -> anyhow::Result<Vec<NodeLayout>> {
+pub(crate) fn layout(dir: &Path, base_port: u16) -> anyhow::Result<Vec<NodeLayout>> {
     if u32::from(base_port) + 10 + NODE_COUNT as u32 > u32::from(u16::MAX) {
         bail!(
             "--base-port {base_port} is too high: ports up to base+{} are needed",
@@ -633,7 +634,7 @@ impl Fleet {
             ids: nodes.iter().map(|node| node.id).collect(),
         };
         for (index, node) in nodes.iter().enumerate() {
-            let spawned = spawn_node(&program, node);
+            let spawned = spawn_node(&program, node, &[]);
             let mut child = match spawned {
                 Ok(child) => child,
                 Err(error) => {
@@ -736,7 +737,13 @@ impl Fleet {
     }
 }
 
-fn spawn_node(program: &Path, node: &NodeLayout) -> anyhow::Result<tokio::process::Child> {
+/// Starts `program node start` for `node`, with `env` added to the inherited environment,
+/// logging to the node's log file.
+pub(crate) fn spawn_node(
+    program: &Path,
+    node: &NodeLayout,
+    env: &[(String, String)],
+) -> anyhow::Result<tokio::process::Child> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -756,6 +763,7 @@ fn spawn_node(program: &Path, node: &NodeLayout) -> anyhow::Result<tokio::proces
         .arg(node.raft_addr.to_string())
         .arg("--http-addr")
         .arg(node.http_addr.to_string())
+        .envs(env.iter().map(|(key, value)| (key, value)))
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log_for_stderr))
@@ -769,7 +777,7 @@ fn spawn_node(program: &Path, node: &NodeLayout) -> anyhow::Result<tokio::proces
 }
 
 /// Waits until every node answers `GET /v1/health`.
-async fn wait_for_health(nodes: &[NodeLayout]) -> anyhow::Result<()> {
+pub(crate) async fn wait_for_health(nodes: &[NodeLayout]) -> anyhow::Result<()> {
     let deadline = Instant::now() + HEALTH_WAIT;
     for node in nodes {
         let client = NodeClient::new(&node.url())?;
@@ -791,7 +799,7 @@ async fn wait_for_health(nodes: &[NodeLayout]) -> anyhow::Result<()> {
 }
 
 /// Waits until node 1 knows a leader, and returns the leader's id.
-async fn wait_for_leader(nodes: &[NodeLayout]) -> anyhow::Result<u64> {
+pub(crate) async fn wait_for_leader(nodes: &[NodeLayout]) -> anyhow::Result<u64> {
     let deadline = Instant::now() + LEADER_WAIT;
     let mut last = String::from("no answer yet");
     loop {
@@ -822,7 +830,7 @@ async fn wait_for_leader(nodes: &[NodeLayout]) -> anyhow::Result<u64> {
 }
 
 /// Reads a node's admin token, waiting briefly in case the node is still writing it.
-async fn admin_client(node: &NodeLayout) -> anyhow::Result<NodeClient> {
+pub(crate) async fn admin_client(node: &NodeLayout) -> anyhow::Result<NodeClient> {
     let path = node.data_dir.join(ADMIN_TOKEN_FILE);
     let deadline = Instant::now() + HEALTH_WAIT;
     loop {
@@ -835,7 +843,7 @@ async fn admin_client(node: &NodeLayout) -> anyhow::Result<NodeClient> {
 }
 
 /// Retries `call` while the node answers that it is busy or has no leader yet.
-async fn with_retries<T, F, Fut>(what: &str, mut call: F) -> anyhow::Result<T>
+pub(crate) async fn with_retries<T, F, Fut>(what: &str, mut call: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, super::client::RequestError>>,
@@ -863,33 +871,8 @@ async fn bootstrap(
     nodes: &[NodeLayout],
     base_port: u16,
 ) -> anyhow::Result<ClusterFile> {
+    form_cluster(nodes, "cbank dev").await?;
     let first = &nodes[0];
-    let admin = admin_client(first).await?;
-    let view: ClusterView = admin.get("/v1/cluster").await?;
-    if view.member(first.id).is_none() {
-        println!("cbank dev: initialising the cluster on node {}", first.id);
-        let members = [first.member()];
-        with_retries("initialising the cluster", || {
-            cluster::init(&admin, &members)
-        })
-        .await?;
-    }
-    wait_for_leader(&nodes[..1]).await?;
-    for node in &nodes[1..] {
-        let view: ClusterView = admin.get("/v1/cluster").await?;
-        if view.member(node.id).is_none() {
-            println!("cbank dev: adding node {} as a learner", node.id);
-            let member = node.member();
-            with_retries("adding a learner", || cluster::add_learner(&admin, &member)).await?;
-        }
-    }
-    for node in &nodes[1..] {
-        let view: ClusterView = admin.get("/v1/cluster").await?;
-        if !view.member(node.id).is_some_and(|member| member.voter) {
-            println!("cbank dev: promoting node {} to voter", node.id);
-            with_retries("promoting a learner", || cluster::promote(&admin, node.id)).await?;
-        }
-    }
     let client = NodeClient::new(&first.url())?;
     let mut world = create_demo_world(dir, &client).await?;
     let (market, seller_funding) = seed_market(dir, &client, &mut world.parties).await?;
@@ -916,6 +899,40 @@ async fn bootstrap(
         market: Some(market),
         vouchers: Some(vouchers),
     })
+}
+
+/// Forms a cluster of `nodes` (running and healthy): the first alone, then each other one added
+/// as a blocking learner and promoted to voter, one at a time. A step taken before is skipped,
+/// so an interrupted formation is simply resumed. Progress lines start with `label`.
+pub(crate) async fn form_cluster(nodes: &[NodeLayout], label: &str) -> anyhow::Result<()> {
+    let first = &nodes[0];
+    let admin = admin_client(first).await?;
+    let view: ClusterView = admin.get("/v1/cluster").await?;
+    if view.member(first.id).is_none() {
+        println!("{label}: initialising the cluster on node {}", first.id);
+        let members = [first.member()];
+        with_retries("initialising the cluster", || {
+            cluster::init(&admin, &members)
+        })
+        .await?;
+    }
+    wait_for_leader(&nodes[..1]).await?;
+    for node in &nodes[1..] {
+        let view: ClusterView = admin.get("/v1/cluster").await?;
+        if view.member(node.id).is_none() {
+            println!("{label}: adding node {} as a learner", node.id);
+            let member = node.member();
+            with_retries("adding a learner", || cluster::add_learner(&admin, &member)).await?;
+        }
+    }
+    for node in &nodes[1..] {
+        let view: ClusterView = admin.get("/v1/cluster").await?;
+        if !view.member(node.id).is_some_and(|member| member.voter) {
+            println!("{label}: promoting node {} to voter", node.id);
+            with_retries("promoting a learner", || cluster::promote(&admin, node.id)).await?;
+        }
+    }
+    Ok(())
 }
 
 struct DemoWorld {

@@ -109,6 +109,8 @@ pub enum TopCommand {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// Run a benchmark and print its figures (see tests/bench/README.md).
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -620,6 +622,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         TopCommand::Market(command) => market::run(command).await,
         TopCommand::Vouchers(command) => vouchers::run(command).await,
         TopCommand::Audit { command } => audit::run(command).await,
+        TopCommand::Bench(args) => crate::bench::run(args).await,
         other => commands::run(other).await,
     }
 }
