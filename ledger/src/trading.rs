@@ -477,14 +477,21 @@ impl Ledger {
             if product.book.crosses_own(signer, spec.side, price) {
                 return Err(Reason::SelfCrossInAuction);
             }
-            self.atomically(|ledger, undo| {
-                ledger.reserve(&product_spec, &mut order, timestamp_ns, undo)
-            })?;
-            let product = self.product_mut(&spec.product_id);
-            product
+            // The book first: if it refuses, nothing has been reserved; if the reservation
+            // then fails, the order comes off the book again.
+            self.product_mut(&spec.product_id)
                 .book
                 .insert_unmatched(&request)
                 .map_err(refusal_reason)?;
+            let reserved = self.atomically(|ledger, undo| {
+                ledger.reserve(&product_spec, &mut order, timestamp_ns, undo)
+            });
+            if let Err(reason) = reserved {
+                self.product_mut(&spec.product_id)
+                    .book
+                    .cancel(spec.order_id);
+                return Err(reason);
+            }
             self.state.market.orders.insert(spec.order_id, order);
             return Ok(Some(Placed {
                 order_id: spec.order_id,
