@@ -916,7 +916,7 @@ impl Ledger {
         for (sequence, id) in &bank.queue {
             let pending_id = bank.withdrawals[id].pending_transfer_id;
             if transfers
-                .get(&pending_id)
+                .get(pending_id)
                 .is_none_or(|t| t.state != PendingState::Pending)
             {
                 expired.push((*sequence, *id));

@@ -57,6 +57,19 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     bincode::serde::encode_to_vec(value, config()).expect("canonical encoding of a ledger type")
 }
 
+/// Writes a value's canonical bytes to `writer` as they are produced, so that a large value
+/// (a whole ledger) is never held encoded in memory. Fails only if `writer` fails.
+pub fn encode_to_writer<T: Serialize + ?Sized, W: std::io::Write>(
+    value: &T,
+    writer: &mut W,
+) -> std::io::Result<()> {
+    match bincode::serde::encode_into_std_write(value, writer, config()) {
+        Ok(_) => Ok(()),
+        Err(bincode::error::EncodeError::Io { inner, .. }) => Err(inner),
+        Err(other) => Err(std::io::Error::other(other.to_string())),
+    }
+}
+
 /// Appends a value's canonical bytes to `buffer` (used to hash without an extra allocation).
 pub fn encode_into<T: Serialize + ?Sized>(value: &T, buffer: &mut Vec<u8>) {
     let bytes = encode(value);

@@ -33,6 +33,7 @@ pub mod statement;
 pub mod testing;
 pub mod trading;
 pub mod transfer;
+mod transfer_store;
 pub mod vouchers;
 pub mod wire;
 

@@ -771,8 +771,10 @@ fn random_market_streams_keep_every_invariant_and_replicas_agree() {
         let reported: Vec<u128> = h
             .ledger
             .last_entry_transfers()
-            .iter()
-            .map(|t| t.transfer.id)
+            .map(|(ordinal, t)| {
+                assert_eq!(h.ledger.transfer_ordinal(t.transfer.id), Some(ordinal));
+                t.transfer.id
+            })
             .collect();
         let mut stored: Vec<(u32, u128)> = h
             .ledger

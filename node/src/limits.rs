@@ -37,6 +37,13 @@ pub const PROPOSAL_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// per round trip; the bound keeps a slow quorum from piling up unbounded work in the leader.
 pub const PROPOSALS_IN_FLIGHT_MAX: usize = 8;
 
+/// Raft entries the leader sends a follower in one append-entries request (openraft's
+/// `max_payload_entries`, 300 by default). Each entry holds up to `PROPOSAL_BYTES_MAX`, and the
+/// leader reads, decodes and encodes a whole request's entries at once for each follower, so a
+/// lagging follower at openraft's default held hundreds of MiB on the leader
+/// (`tests/bench/README.md`, memory). A few entries per request still amortise a round trip.
+pub const RAFT_ENTRIES_PER_APPEND_MAX: u64 = 8;
+
 /// Signed commands in one `POST /v1/commands/batch` request (`spec/http.md`).
 pub const COMMANDS_PER_BATCH_REQUEST_MAX: usize = 64;
 
@@ -205,6 +212,10 @@ pub const INIT_MEMBERS_MAX: usize = 16;
 const _: () = assert!(ledger::limits::COMMAND_BYTES_MAX <= PROPOSAL_BYTES_MAX);
 const _: () = assert!(ledger::limits::COMMAND_BYTES_MAX < REQUEST_BYTES_MAX);
 const _: () = assert!(PROPOSAL_BYTES_MAX * 4 <= crate::network::MESSAGE_BYTES_MAX);
+const _: () = assert!(
+    PROPOSAL_BYTES_MAX as u64 * RAFT_ENTRIES_PER_APPEND_MAX
+        <= crate::network::MESSAGE_BYTES_MAX as u64
+);
 const _: () = assert!(PROPOSAL_BYTES_MAX < crate::storage::LOG_RECORD_BYTES_MAX);
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES <= crate::network::SNAPSHOT_CHUNK_BYTES_MAX);
 const _: () = assert!(COMMANDS_PER_BATCH_REQUEST_MAX <= PROPOSAL_QUEUE_LENGTH_MAX);

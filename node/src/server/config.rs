@@ -6,7 +6,8 @@
 
 use crate::limits::{
     ELECTION_TIMEOUT_MS_MAX, ELECTION_TIMEOUT_MS_MIN, HEARTBEAT_INTERVAL_MS,
-    INSTALL_SNAPSHOT_TIMEOUT_MS, LOG_ENTRIES_KEPT_AFTER_SNAPSHOT, SNAPSHOT_CHUNK_BYTES,
+    INSTALL_SNAPSHOT_TIMEOUT_MS, LOG_ENTRIES_KEPT_AFTER_SNAPSHOT, RAFT_ENTRIES_PER_APPEND_MAX,
+    SNAPSHOT_CHUNK_BYTES,
 };
 use crate::storage::SNAPSHOT_POLICY_DEFAULT;
 use std::net::SocketAddr;
@@ -75,6 +76,7 @@ pub fn raft_config_with(
         snapshot_policy,
         max_in_snapshot_log_to_keep: LOG_ENTRIES_KEPT_AFTER_SNAPSHOT,
         snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES as u64,
+        max_payload_entries: RAFT_ENTRIES_PER_APPEND_MAX,
         ..openraft::Config::default()
     };
     Ok(Arc::new(config.validate().map_err(Box::new)?))

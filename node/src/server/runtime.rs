@@ -92,6 +92,7 @@ pub async fn start_node(config: NodeConfig) -> anyhow::Result<RunningNode> {
     let (log_store, state_machine, applied) = storage::open(&data_dir)
         .await
         .map_err(|error| anyhow!("opening storage in {}: {error}", data_dir.display()))?;
+    let snapshot_due = state_machine.snapshot_due_handle();
     let faults = Faults::new(id);
     let network = FaultyNetwork::new(
         id,
@@ -107,6 +108,22 @@ pub async fn start_node(config: NodeConfig) -> anyhow::Result<RunningNode> {
     )
     .await
     .map_err(|error| anyhow!("starting Raft: {error}"))?;
+
+    {
+        // A snapshot once enough journal has been applied since the last (`SnapshotDue`).
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            loop {
+                snapshot_due.due().await;
+                tracing::info!("enough journal since the last snapshot: building one");
+                if let Err(error) = raft.trigger().snapshot().await {
+                    // Raft has stopped; the fatal-error watch below ends the node.
+                    tracing::warn!(%error, "cannot trigger a snapshot");
+                    return;
+                }
+            }
+        });
+    }
 
     let (failure_sender, failures) = mpsc::channel(4);
     let (stop_raft_server, stop_raft_receiver) = watch::channel(false);

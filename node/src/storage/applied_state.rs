@@ -1,17 +1,19 @@
-//! The applied state: the in-memory `Ledger` and its sled copy (journal, account index, meta).
+//! The applied state: the in-memory `Ledger`, its account index, and its sled copy (journal,
+//! meta).
 //!
 //! sled layout, all in one tree so that one `sled::Batch` per apply call is atomic across it
 //! (a sled batch covers a single tree):
 //! - `j ‖ journal index (u64 BE)` → `codec::encode(&JournalEntry)`: the journal.
-//! - `a ‖ account id (u128 BE) ‖ journal index (u64 BE) ‖ transfer id (u128 BE)` → empty: the
-//!   transfers applied to (debited from or credited to) each account, oldest first.
 //! - `m/last_applied`, `m/membership`, `m/first_journal_index`: Raft's applied state and the
 //!   first journal index this node stores (later than 1 after a snapshot install).
+//!
+//! The account → transfers index is in memory (`account_index.rs`), rebuilt with the ledger.
 //!
 //! [`AppliedState`] is the read side the API uses. This file never decides business outcomes
 //! (it records what `Ledger::apply` returned) and never trusts stored bytes without checking:
 //! replaying the journal at start-up must reproduce every stored hash, or opening fails.
 
+use super::account_index::AccountIndex;
 use super::snapshot::{SnapshotFile, SnapshotHeader};
 use super::{
     corruption, io_error, ACCOUNT_TRANSFERS_PAGE_MAX, JOURNAL_ENTRY_BYTES_MAX,
@@ -22,12 +24,10 @@ use ledger::codec;
 use ledger::{JournalEntry, Ledger, TransferRecord};
 use openraft::{ErrorSubject, ErrorVerb, LogId, StorageError, StoredMembership};
 use std::fmt;
-use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 const JOURNAL_PREFIX: u8 = b'j';
-const ACCOUNT_TRANSFER_PREFIX: u8 = b'a';
 const META_LAST_APPLIED: &[u8] = b"m/last_applied";
 const META_MEMBERSHIP: &[u8] = b"m/membership";
 const META_FIRST_JOURNAL_INDEX: &[u8] = b"m/first_journal_index";
@@ -49,19 +49,6 @@ pub(crate) fn journal_key(index: u64) -> [u8; 9] {
     key
 }
 
-pub(crate) fn account_transfer_key(
-    account_id: u128,
-    journal_index: u64,
-    transfer_id: u128,
-) -> [u8; 41] {
-    let mut key = [0; 41];
-    key[0] = ACCOUNT_TRANSFER_PREFIX;
-    key[1..17].copy_from_slice(&account_id.to_be_bytes());
-    key[17..25].copy_from_slice(&journal_index.to_be_bytes());
-    key[25..41].copy_from_slice(&transfer_id.to_be_bytes());
-    key
-}
-
 /// What the state machine holds in memory.
 pub(crate) struct MachineState {
     pub ledger: Ledger,
@@ -69,6 +56,13 @@ pub(crate) struct MachineState {
     pub membership: StoredMembership<NodeId, NodeInfo>,
     /// The first journal index stored in sled; earlier entries came in a snapshot.
     pub first_journal_index: u64,
+    /// Each account's transfers, derived from `ledger`.
+    pub account_index: AccountIndex,
+    /// Bytes of journal entries applied since the newest snapshot was taken (or, after a
+    /// restart, replayed after it): the log a restart would replay (`SNAPSHOT_JOURNAL_BYTES`).
+    pub journal_bytes_since_snapshot: u64,
+    /// Whether a snapshot was asked for since the last one began.
+    pub snapshot_requested: bool,
 }
 
 /// What the state machine and every `AppliedState` handle share.
@@ -76,6 +70,9 @@ pub(crate) struct Shared {
     pub db: sled::Db,
     pub tree: sled::Tree,
     pub state: RwLock<MachineState>,
+    /// Notified when enough journal has been applied since the last snapshot that a restart
+    /// would replay too much of it (`SnapshotDue`).
+    pub snapshot_due: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -118,25 +115,12 @@ pub(crate) fn record_applied(
     batch.insert(META_MEMBERSHIP, codec::encode(membership));
 }
 
-/// Adds a journal entry to `batch`, and the account index of every transfer it applied: those
-/// the command listed and those the ledger made for it (bank, market and voucher transfers,
-/// and those of auctions or expiries that fell due before it), as `Ledger::last_entry_transfers`
-/// reports them. Call it right after `ledger.apply` returned `entry`, with the same ledger.
-pub(crate) fn record_journal_entry(batch: &mut sled::Batch, ledger: &Ledger, entry: &JournalEntry) {
-    batch.insert(&journal_key(entry.body.index)[..], codec::encode(entry));
-    for record in ledger.last_entry_transfers() {
-        index_transfer(batch, record);
-    }
-}
-
-fn index_transfer(batch: &mut sled::Batch, record: &TransferRecord) {
-    let id = record.transfer.id;
-    for account_id in [record.debit_account_id, record.credit_account_id] {
-        batch.insert(
-            &account_transfer_key(account_id, record.journal_index, id)[..],
-            &[][..],
-        );
-    }
+/// Adds a journal entry to `batch` and returns its size in bytes.
+pub(crate) fn record_journal_entry(batch: &mut sled::Batch, entry: &JournalEntry) -> u64 {
+    let bytes = codec::encode(entry);
+    let size = bytes.len() as u64;
+    batch.insert(&journal_key(entry.body.index)[..], bytes);
+    size
 }
 
 /// What sled holds about the applied state (defaults for a new database).
@@ -216,8 +200,7 @@ fn restore_ledger(file: &SnapshotFile) -> Result<Ledger, StorageError<NodeId>> {
 }
 
 /// Replaces everything sled holds with the state of a snapshot: no journal (its entries are in
-/// the snapshot, not here), the account index rebuilt from the ledger's transfers, and the
-/// snapshot's applied state.
+/// the snapshot, not here) and the snapshot's applied state.
 pub(crate) fn reset_to_snapshot(
     shared_db: &sled::Db,
     tree: &sled::Tree,
@@ -227,13 +210,8 @@ pub(crate) fn reset_to_snapshot(
     let read_error =
         |error: sled::Error| io_error(ErrorSubject::StateMachine, ErrorVerb::Read, &error);
     let mut batch = sled::Batch::default();
-    for prefix in [JOURNAL_PREFIX, ACCOUNT_TRANSFER_PREFIX] {
-        for key in tree.scan_prefix([prefix]).keys() {
-            batch.remove(key.map_err(read_error)?);
-        }
-    }
-    for record in ledger.transfers() {
-        index_transfer(&mut batch, record);
+    for key in tree.scan_prefix([JOURNAL_PREFIX]).keys() {
+        batch.remove(key.map_err(read_error)?);
     }
     record_applied(&mut batch, header.last_applied, &header.membership);
     batch.insert(
@@ -267,10 +245,13 @@ pub(crate) fn recover(
             reset_to_snapshot(db, tree, &ledger, &file.header)?;
             let first_journal_index = ledger.head().index + 1;
             return Ok(MachineState {
+                account_index: AccountIndex::build(&ledger),
                 ledger,
                 last_applied: file.header.last_applied,
                 membership: file.header.membership.clone(),
                 first_journal_index,
+                journal_bytes_since_snapshot: 0,
+                snapshot_requested: false,
             });
         }
     }
@@ -292,8 +273,10 @@ pub(crate) fn recover(
     let read_error =
         |error: sled::Error| io_error(ErrorSubject::StateMachine, ErrorVerb::Read, &error);
     let mut replayed = 0u64;
+    let mut replayed_bytes = 0u64;
     for item in tree.range(journal_key(replay_from)..=journal_key(u64::MAX)) {
         let (key, value) = item.map_err(read_error)?;
+        replayed_bytes += value.len() as u64;
         let entry: JournalEntry =
             codec::decode(&value, JOURNAL_ENTRY_BYTES_MAX).map_err(|error| {
                 corruption(
@@ -317,7 +300,9 @@ pub(crate) fn recover(
                 format!("journal entry {index}: timestamp does not increase"),
             ));
         }
-        let replayed_entry = ledger.apply(&entry.body.command, entry.body.timestamp_ns);
+        // Our own journal: signatures it recorded as valid are not verified again (the hash
+        // comparison below still catches any change to the entry).
+        let replayed_entry = ledger.replay(&entry);
         if replayed_entry.hash != entry.hash {
             return Err(corruption(
                 ErrorSubject::StateMachine,
@@ -336,10 +321,13 @@ pub(crate) fn recover(
         "rebuilt the ledger from the snapshot and the journal"
     );
     Ok(MachineState {
+        account_index: AccountIndex::build(&ledger),
         ledger,
         last_applied: durable.last_applied,
         membership: durable.membership,
         first_journal_index: durable.first_journal_index,
+        journal_bytes_since_snapshot: replayed_bytes,
+        snapshot_requested: false,
     })
 }
 
@@ -478,10 +466,11 @@ impl AppliedState {
         Ok(Some(entry))
     }
 
-    /// Transfers applied to `account_id` (as debit or credit account), oldest first (by journal
-    /// index, then transfer id), starting after the transfer `after_transfer_id` if given; at
-    /// most `limit` and `ACCOUNT_TRANSFERS_PAGE_MAX`. Records show each transfer's current state
-    /// (a pending transfer later posted shows as posted).
+    /// Transfers applied to `account_id` (as debit or credit account), oldest first (in the
+    /// order they were applied: by journal index, then their place in the entry), starting
+    /// after the transfer `after_transfer_id` if given; at most `limit` and
+    /// `ACCOUNT_TRANSFERS_PAGE_MAX`. Records show each transfer's current state (a pending
+    /// transfer later posted shows as posted).
     pub fn account_transfers(
         &self,
         account_id: u128,
@@ -489,47 +478,26 @@ impl AppliedState {
         limit: usize,
     ) -> Result<Vec<TransferRecord>, ReadError> {
         let limit = limit.min(ACCOUNT_TRANSFERS_PAGE_MAX);
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let start = match after_transfer_id {
-            None => Bound::Included(account_transfer_key(account_id, 0, 0)),
-            Some(transfer_id) => {
-                let journal_index = self
-                    .read(|ledger| {
-                        ledger
-                            .transfer(transfer_id)
-                            .map(|record| record.journal_index)
-                    })
-                    .ok_or(ReadError::CursorTransferUnknown { transfer_id })?;
-                Bound::Excluded(account_transfer_key(account_id, journal_index, transfer_id))
-            }
+        let state = self.shared.read_state();
+        let after = match after_transfer_id {
+            None => None,
+            Some(transfer_id) => Some(
+                state
+                    .ledger
+                    .transfer_ordinal(transfer_id)
+                    .ok_or(ReadError::CursorTransferUnknown { transfer_id })?,
+            ),
         };
-        let end = Bound::Included(account_transfer_key(account_id, u64::MAX, u128::MAX));
-        let mut transfer_ids = Vec::new();
-        for key in self.shared.tree.range((start, end)).keys().take(limit) {
-            let key = key.map_err(storage_error)?;
-            let mut id_bytes = [0; 16];
-            match key.get(25..41) {
-                Some(bytes) if key.len() == 41 => id_bytes.copy_from_slice(bytes),
-                _ => {
-                    return Err(ReadError::Storage(format!(
-                        "malformed account index key {key:?}"
-                    )))
-                }
-            }
-            transfer_ids.push(u128::from_be_bytes(id_bytes));
-        }
-        self.read(|ledger| {
-            transfer_ids
-                .iter()
-                .map(|id| {
-                    ledger.transfer(*id).cloned().ok_or_else(|| {
-                        ReadError::Storage(format!("account index names unknown transfer {id}"))
-                    })
+        state
+            .account_index
+            .page(account_id, after, limit)
+            .iter()
+            .map(|ordinal| {
+                state.ledger.transfer_at(*ordinal).cloned().ok_or_else(|| {
+                    ReadError::Storage(format!("account index names unknown transfer {ordinal}"))
                 })
-                .collect()
-        })
+            })
+            .collect()
     }
 }
 
@@ -554,8 +522,7 @@ mod tests {
         let reported: BTreeSet<u128> = h
             .ledger
             .last_entry_transfers()
-            .iter()
-            .map(|record| record.transfer.id)
+            .map(|(_, record)| record.transfer.id)
             .collect();
         let made: BTreeSet<u128> = h
             .ledger
@@ -778,8 +745,46 @@ mod tests {
             "the short quota expired: {:?}",
             entry.body.outcome
         );
+        // A linked chain whose second transfer overdraws: the first is undone, not indexed.
+        let chain = [(21, 31, 10, true), (21, 31, 100_000_000, false)]
+            .iter()
+            .enumerate()
+            .map(|(n, (from, to, amount, linked))| Transfer {
+                id: 9_000 + n as u128,
+                debit_account_id: *from,
+                credit_account_id: *to,
+                amount: *amount,
+                pending_id: 0,
+                timeout_s: 0,
+                code: 1,
+                reference: 0,
+                flags: TransferFlags {
+                    linked: *linked,
+                    ..TransferFlags::default()
+                },
+            })
+            .collect();
+        let entry = apply_and_check(&mut h, "sme", Command::CreateTransfers { transfers: chain });
+        assert!(h.ledger.transfer(9_000).is_none(), "{:?}", entry.body.outcome);
+        apply_and_check(&mut h, "sme", Command::CancelOrder { order_id: 202 });
         h.ledger
             .check_invariants()
             .expect("the ledger's invariants hold");
+
+        // The index kept after every apply equals the one rebuilt from the final ledger.
+        let mut replica = Ledger::new();
+        let mut kept = AccountIndex::default();
+        for entry in &h.journal {
+            replica.apply(&entry.body.command, entry.body.timestamp_ns);
+            kept.add_last_entry(&replica);
+        }
+        assert_eq!(replica.state_hash(), h.ledger.state_hash());
+        let rebuilt = AccountIndex::build(&h.ledger);
+        assert_eq!(kept, rebuilt);
+        let ordinals = rebuilt.page(21, None, usize::MAX);
+        assert!(ordinals.len() > 5, "{ordinals:?}");
+        assert!(ordinals.windows(2).all(|pair| pair[0] < pair[1]));
+        assert_eq!(rebuilt.page(21, Some(ordinals[1]), 2), &ordinals[2..4]);
+        assert!(rebuilt.page(12_345, None, 10).is_empty());
     }
 }

@@ -7,7 +7,7 @@
 //! logic.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Seek, Write};
 use std::path::Path;
 
 /// Suffix of a file being written; such files are leftovers of a crash and are removed on open.
@@ -92,6 +92,72 @@ pub(crate) fn seal(magic: &[u8; 8], body: &[u8]) -> Vec<u8> {
     bytes
 }
 
+/// Writes a `seal`ed blob to a file as its body is produced, for bodies too large to hold in
+/// memory: the magic and a placeholder first, then the body (hashed on the way), then the
+/// checksum over the placeholder (`finish`). Until `finish` returns, the file does not unseal.
+pub(crate) struct SealWriter {
+    file: File,
+    hasher: blake3::Hasher,
+    buffer: Vec<u8>,
+    checksum_at: u64,
+}
+
+/// Bytes a `SealWriter` gathers before it hashes and writes them.
+const SEAL_WRITER_BUFFER_BYTES: usize = 256 * 1024;
+
+impl SealWriter {
+    /// Starts the blob at the file's current position.
+    pub(crate) fn new(magic: &[u8; 8], mut file: File) -> io::Result<SealWriter> {
+        let start = file.stream_position()?;
+        file.write_all(magic)?;
+        file.write_all(&[0; SEAL_CHECKSUM_BYTES])?;
+        Ok(SealWriter {
+            file,
+            hasher: blake3::Hasher::new(),
+            buffer: Vec::with_capacity(SEAL_WRITER_BUFFER_BYTES),
+            checksum_at: start + magic.len() as u64,
+        })
+    }
+
+    fn write_buffer(&mut self) -> io::Result<()> {
+        self.hasher.update(&self.buffer);
+        self.file.write_all(&self.buffer)?;
+        self.buffer.clear();
+        Ok(())
+    }
+
+    /// Writes the rest of the body and the checksum, and gives the file back for the caller to
+    /// sync.
+    pub(crate) fn finish(mut self) -> io::Result<File> {
+        self.write_buffer()?;
+        let end = self.file.stream_position()?;
+        self.file.seek(io::SeekFrom::Start(self.checksum_at))?;
+        self.file.write_all(self.hasher.finalize().as_bytes())?;
+        self.file.seek(io::SeekFrom::Start(end))?;
+        Ok(self.file)
+    }
+}
+
+impl Write for SealWriter {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if self.buffer.len() + bytes.len() > SEAL_WRITER_BUFFER_BYTES {
+            self.write_buffer()?;
+        }
+        if bytes.len() >= SEAL_WRITER_BUFFER_BYTES {
+            self.hasher.update(bytes);
+            self.file.write_all(bytes)?;
+        } else {
+            self.buffer.extend_from_slice(bytes);
+        }
+        Ok(bytes.len())
+    }
+
+    /// Does nothing: the body reaches the file by `finish`.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The body of a `seal`ed blob, or why it is not one.
 pub(crate) fn unseal<'a>(magic: &[u8; 8], bytes: &'a [u8]) -> Result<&'a [u8], String> {
     let header_bytes = magic.len() + SEAL_CHECKSUM_BYTES;
@@ -133,6 +199,27 @@ mod tests {
         }
         assert!(unseal(&MAGIC, &sealed[..sealed.len() - 1]).is_err());
         assert!(unseal(&MAGIC, &sealed[..10]).is_err());
+    }
+
+    #[test]
+    fn a_streamed_seal_equals_seal() {
+        let dir = tempfile::tempdir().unwrap();
+        let body: Vec<u8> = (0..1_000_000u32).map(|n| (n % 251) as u8).collect();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.path().join("blob"))
+            .unwrap();
+        let mut writer = SealWriter::new(&MAGIC, file).unwrap();
+        // Pieces of every size: small ones gathered, large ones written through.
+        for piece in [&body[..3], &body[3..300_003], &body[300_003..300_010], &body[300_010..]] {
+            writer.write_all(piece).unwrap();
+        }
+        drop(writer.finish().unwrap());
+        let written = fs::read(dir.path().join("blob")).unwrap();
+        assert_eq!(written, seal(&MAGIC, &body));
     }
 
     #[test]

@@ -8,18 +8,21 @@
 //! removed only after the newest is durable. This file never interprets the ledger bytes
 //! (`ledger::Ledger::restore` does) and never writes a snapshot non-durably.
 
-use super::durable_file::{self, remove_temporary_files, sync_dir, write_atomically};
+use super::durable_file::{
+    self, remove_temporary_files, sync_dir, write_atomically, TEMPORARY_SUFFIX,
+};
 use crate::raft_types::{NodeId, NodeInfo};
 use ledger::codec;
 use openraft::{LogId, SnapshotMeta, StoredMembership};
 use serde::{Deserialize, Serialize};
-use std::fs;
-use std::io;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-/// The first bytes of every snapshot file: names the format and its version.
-const SNAPSHOT_MAGIC: [u8; 8] = *b"cbsnap\0\x01";
+/// The first bytes of every snapshot file: names the format and its version. Version 2: the
+/// ledger's transfers are encoded in apply order (`spec/ledger.md` 8), not by id.
+const SNAPSHOT_MAGIC: [u8; 8] = *b"cbsnap\0\x02";
 
 /// Bytes of the encoded header we agree to decode (log id, membership, id).
 const SNAPSHOT_HEADER_BYTES_MAX: usize = 1024 * 1024;
@@ -36,6 +39,26 @@ pub(crate) struct SnapshotHeader {
 }
 
 impl SnapshotHeader {
+    /// The header of a snapshot at `last_applied`. Its id names the log id it covers: two
+    /// snapshots at one log id hold the same ledger (apply is deterministic).
+    pub(crate) fn new(
+        last_applied: Option<LogId<NodeId>>,
+        membership: StoredMembership<NodeId, NodeInfo>,
+    ) -> SnapshotHeader {
+        let snapshot_id = match last_applied {
+            Some(log_id) => format!(
+                "{}-{}-{}",
+                log_id.leader_id.term, log_id.leader_id.node_id, log_id.index
+            ),
+            None => "none".to_owned(),
+        };
+        SnapshotHeader {
+            last_applied,
+            membership,
+            snapshot_id,
+        }
+    }
+
     pub(crate) fn meta(&self) -> SnapshotMeta<NodeId, NodeInfo> {
         SnapshotMeta {
             last_log_id: self.last_applied,
@@ -53,28 +76,15 @@ pub(crate) struct SnapshotFile {
 }
 
 impl SnapshotFile {
-    /// Builds the file bytes for `ledger_bytes` at `last_applied`.
+    /// Builds the file bytes for `ledger_bytes` at `last_applied` (tests; a node streams its
+    /// snapshots with [`SnapshotStore::build`]).
+    #[cfg(test)]
     pub(crate) fn build(
         last_applied: Option<LogId<NodeId>>,
         membership: StoredMembership<NodeId, NodeInfo>,
         ledger_bytes: &[u8],
     ) -> SnapshotFile {
-        let content = blake3::hash(ledger_bytes).to_hex();
-        let snapshot_id = match last_applied {
-            Some(log_id) => format!(
-                "{}-{}-{}-{}",
-                log_id.leader_id.term,
-                log_id.leader_id.node_id,
-                log_id.index,
-                &content[..16]
-            ),
-            None => format!("none-{}", &content[..16]),
-        };
-        let header = SnapshotHeader {
-            last_applied,
-            membership,
-            snapshot_id,
-        };
+        let header = SnapshotHeader::new(last_applied, membership);
         let header_bytes = codec::encode(&header);
         let mut body = Vec::with_capacity(8 + header_bytes.len() + ledger_bytes.len());
         body.extend_from_slice(&(header_bytes.len() as u64).to_le_bytes());
@@ -125,6 +135,20 @@ impl SnapshotFile {
     }
 }
 
+/// Whether a snapshot with `header` is older than the current one (a slow build raced an
+/// install): it is then not kept.
+fn is_older(current: Option<&(SnapshotHeader, PathBuf)>, header: &SnapshotHeader) -> bool {
+    let older = current.is_some_and(|(current, _)| current.last_applied > header.last_applied);
+    if older {
+        tracing::info!(
+            current = ?current.map(|(current, _)| current.last_applied),
+            built = ?header.last_applied,
+            "not keeping a snapshot older than the current one"
+        );
+    }
+    older
+}
+
 fn snapshot_file_name(last_applied: Option<LogId<NodeId>>) -> String {
     let number = last_applied.map_or(0, |log_id| u128::from(log_id.index) + 1);
     format!("{SNAPSHOT_PREFIX}{number:020}{SNAPSHOT_SUFFIX}")
@@ -138,6 +162,31 @@ fn parse_snapshot_file_name(name: &str) -> Option<u128> {
         return None;
     }
     digits.parse().ok()
+}
+
+/// A snapshot file being written (`SnapshotStore::draft`): the ledger's bytes go in through
+/// `Write`.
+pub(crate) struct SnapshotDraft {
+    writer: durable_file::SealWriter,
+    header: SnapshotHeader,
+    name: String,
+    temporary: PathBuf,
+}
+
+impl SnapshotDraft {
+    pub(crate) fn header(&self) -> &SnapshotHeader {
+        &self.header
+    }
+}
+
+impl Write for SnapshotDraft {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.writer.write(bytes)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
 }
 
 /// The snapshot files of one node, and the meta of the current one.
@@ -217,18 +266,77 @@ impl SnapshotStore {
     /// an install) and `false` is returned.
     pub(crate) fn save(&self, file: &SnapshotFile) -> io::Result<bool> {
         let mut current = self.lock()?;
-        if let Some((header, _)) = current.as_ref() {
-            if header.last_applied > file.header.last_applied {
-                tracing::info!(
-                    current = ?header.last_applied,
-                    built = ?file.header.last_applied,
-                    "not keeping a snapshot older than the current one"
-                );
-                return Ok(false);
-            }
+        if is_older(current.as_ref(), &file.header) {
+            return Ok(false);
         }
         let name = file.file_name();
         write_atomically(&self.dir, &name, &file.bytes)?;
+        self.make_current(&mut current, file.header.clone(), &name)?;
+        Ok(true)
+    }
+
+    /// Starts a new snapshot file at `last_applied`: write the ledger's bytes into the draft
+    /// (`Ledger::write_snapshot` streams them, so a large ledger's encoding is never all in
+    /// memory), then [`SnapshotStore::keep`] it.
+    pub(crate) fn draft(
+        &self,
+        last_applied: Option<LogId<NodeId>>,
+        membership: StoredMembership<NodeId, NodeInfo>,
+    ) -> io::Result<SnapshotDraft> {
+        let header = SnapshotHeader::new(last_applied, membership);
+        let name = snapshot_file_name(last_applied);
+        // Not `save`'s temporary name, so an install racing a build never shares a file.
+        // openraft runs one build at a time.
+        let temporary = self.dir.join(format!("{name}.draft{TEMPORARY_SUFFIX}"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temporary)?;
+        // `seal`'s layout, the checksum written last, once the body has been hashed.
+        let mut writer = durable_file::SealWriter::new(&SNAPSHOT_MAGIC, file)?;
+        let header_bytes = codec::encode(&header);
+        writer.write_all(&(header_bytes.len() as u64).to_le_bytes())?;
+        writer.write_all(&header_bytes)?;
+        Ok(SnapshotDraft {
+            writer,
+            header,
+            name,
+            temporary,
+        })
+    }
+
+    /// Finishes `draft` durably and makes it current, like `save`. Returns its header, or
+    /// `None` (and removes the draft) if a newer snapshot is current already.
+    pub(crate) fn keep(&self, draft: SnapshotDraft) -> io::Result<Option<SnapshotHeader>> {
+        let SnapshotDraft {
+            writer,
+            header,
+            name,
+            temporary,
+        } = draft;
+        let file = writer.finish()?;
+        file.sync_data()?;
+        drop(file);
+        let mut current = self.lock()?;
+        if is_older(current.as_ref(), &header) {
+            fs::remove_file(&temporary)?;
+            return Ok(None);
+        }
+        fs::rename(&temporary, self.dir.join(&name))?;
+        sync_dir(&self.dir)?;
+        self.make_current(&mut current, header.clone(), &name)?;
+        Ok(Some(header))
+    }
+
+    /// Records `name` as the current snapshot and removes every other snapshot file.
+    fn make_current(
+        &self,
+        current: &mut Option<(SnapshotHeader, PathBuf)>,
+        header: SnapshotHeader,
+        name: &str,
+    ) -> io::Result<()> {
         let mut removed = false;
         for dir_entry in fs::read_dir(&self.dir)? {
             let path = dir_entry?.path();
@@ -244,8 +352,8 @@ impl SnapshotStore {
         if removed {
             sync_dir(&self.dir)?;
         }
-        *current = Some((file.header.clone(), self.dir.join(name)));
-        Ok(true)
+        *current = Some((header, self.dir.join(name)));
+        Ok(())
     }
 
     /// The current snapshot's bytes, re-read and re-checked from disk.

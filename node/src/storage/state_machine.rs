@@ -13,8 +13,9 @@
 use super::applied_state::{
     self, record_applied, record_journal_entry, AppliedState, MachineState, Shared,
 };
+use super::account_index::AccountIndex;
 use super::snapshot::{SnapshotFile, SnapshotStore};
-use super::{blocking, corruption, io_error};
+use super::{blocking, corruption, io_error, SNAPSHOT_JOURNAL_BYTES};
 use crate::raft_types::{Applied, NodeId, NodeInfo, ProposalResponse, TypeConfig};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
@@ -57,9 +58,17 @@ impl StateMachineStore {
                 db,
                 tree,
                 state: RwLock::new(state),
+                snapshot_due: tokio::sync::Notify::new(),
             }),
             snapshots: Arc::new(snapshots),
         })
+    }
+
+    /// A handle that says when this node should build a snapshot (see [`SnapshotDue`]).
+    pub fn snapshot_due_handle(&self) -> SnapshotDue {
+        SnapshotDue {
+            shared: self.shared.clone(),
+        }
     }
 
     /// A read handle on the applied state for the API.
@@ -68,6 +77,23 @@ impl StateMachineStore {
         AppliedState {
             shared: self.shared.clone(),
         }
+    }
+}
+
+/// Says when a node should build a snapshot because of how much journal it applied since the
+/// last one, not how many Raft entries (openraft's policy counts entries, and one entry may
+/// hold one small command or 8 MiB of them). Whoever holds the `Raft` handle waits on
+/// [`SnapshotDue::due`] and then triggers a build. This bounds what a restart replays to about
+/// `SNAPSHOT_JOURNAL_BYTES` after the newest snapshot.
+pub struct SnapshotDue {
+    shared: Arc<Shared>,
+}
+
+impl SnapshotDue {
+    /// Returns once `SNAPSHOT_JOURNAL_BYTES` of journal were applied since the last snapshot
+    /// began (at once if that happened before this call).
+    pub async fn due(&self) {
+        self.shared.snapshot_due.notified().await;
     }
 }
 
@@ -114,7 +140,9 @@ fn apply_entries(
                                 })?;
                         let timestamp_ns = stamped.timestamp_ns.max(floor);
                         let journal_entry = state.ledger.apply(&stamped.command, timestamp_ns);
-                        record_journal_entry(&mut batch, &state.ledger, &journal_entry);
+                        state.account_index.add_last_entry(&state.ledger);
+                        state.journal_bytes_since_snapshot +=
+                            record_journal_entry(&mut batch, &journal_entry);
                         response.applied.push(Applied {
                             head: journal_entry.head(),
                             timestamp_ns,
@@ -127,6 +155,12 @@ fn apply_entries(
             responses.push(response);
         }
         record_applied(&mut batch, state.last_applied, &state.membership);
+        if state.journal_bytes_since_snapshot >= SNAPSHOT_JOURNAL_BYTES && !state.snapshot_requested
+        {
+            state.snapshot_requested = true;
+            // Stores a permit if nobody waits yet: the request is not lost.
+            shared.snapshot_due.notify_one();
+        }
     }
     // Written after the lock is released so readers are not held up by sled; if it fails the
     // node stops, so the in-memory state being ahead of sled never serves for long.
@@ -134,26 +168,41 @@ fn apply_entries(
     Ok(responses)
 }
 
-/// Encodes the current state as a snapshot file and writes it durably.
+/// Writes the current state as a snapshot file, durably. The ledger is encoded straight into
+/// the file under the state's read lock (applying waits for it, readers do not); the fsync
+/// comes after the lock is released.
+///
+/// The returned snapshot's data is empty: openraft 0.9 keeps only the meta of a snapshot it
+/// asked to be built (`core/sm/worker.rs`, `Response::BuildSnapshot(snap.meta)`) and sends
+/// followers what `get_current_snapshot` reads from disk. Handing it the bytes would mean
+/// holding a second copy of a state that may be gigabytes (`tests/bench/README.md`, memory).
 fn build_snapshot(
     shared: &Shared,
     snapshots: &SnapshotStore,
 ) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-    let file = {
-        let state = shared.read_state();
-        SnapshotFile::build(
-            state.last_applied,
-            state.membership.clone(),
-            &state.ledger.snapshot(),
-        )
+    let write_error = |error: std::io::Error| snapshot_error(&error, ErrorVerb::Write);
+    let draft = {
+        // The write lock, briefly, to restart the count at this snapshot's point; then the
+        // same state read while it is encoded.
+        let mut state = shared.write_state()?;
+        state.journal_bytes_since_snapshot = 0;
+        state.snapshot_requested = false;
+        let state = std::sync::RwLockWriteGuard::downgrade(state);
+        let mut draft = snapshots
+            .draft(state.last_applied, state.membership.clone())
+            .map_err(write_error)?;
+        state
+            .ledger
+            .write_snapshot(&mut draft)
+            .map_err(write_error)?;
+        draft
     };
-    snapshots
-        .save(&file)
-        .map_err(|error| snapshot_error(&error, ErrorVerb::Write))?;
-    tracing::info!(last_applied = ?file.header.last_applied, bytes = file.bytes.len(), "built a snapshot");
+    let header = draft.header().clone();
+    let kept = snapshots.keep(draft).map_err(write_error)?;
+    tracing::info!(last_applied = ?header.last_applied, kept = kept.is_some(), "built a snapshot");
     Ok(Snapshot {
-        meta: file.header.meta(),
-        snapshot: Box::new(Cursor::new(file.bytes)),
+        meta: header.meta(),
+        snapshot: Box::new(Cursor::new(Vec::new())),
     })
 }
 
@@ -201,10 +250,13 @@ fn install_snapshot(
         "installed a snapshot"
     );
     *state = MachineState {
+        account_index: AccountIndex::build(&ledger),
         ledger,
         last_applied: file.header.last_applied,
         membership: file.header.membership,
         first_journal_index,
+        journal_bytes_since_snapshot: 0,
+        snapshot_requested: false,
     };
     Ok(())
 }
@@ -428,6 +480,19 @@ mod tests {
         StateMachineStore::open(&dirs.state, &dirs.snapshots).unwrap()
     }
 
+    /// Builds a snapshot and reads it back as openraft would to send it to a follower.
+    async fn build_and_read(store: &mut StateMachineStore) -> Snapshot<TypeConfig> {
+        let built = store
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        let current = store.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(current.meta, built.meta);
+        current
+    }
+
     fn state_hash(store: &StateMachineStore) -> Hash {
         store
             .applied_state_handle()
@@ -609,10 +674,10 @@ mod tests {
         assert_eq!(store.applied_state().await.unwrap().0, Some(log_id(5)));
         let current = store.get_current_snapshot().await.unwrap().unwrap();
         assert_eq!(current.meta, snapshot.meta);
-        assert_eq!(
-            current.snapshot.into_inner(),
-            snapshot.snapshot.into_inner()
-        );
+        // The file holds the ledger as it was at the snapshot's log id.
+        let file = SnapshotFile::parse(current.snapshot.into_inner()).unwrap();
+        let at_snapshot = ledger::Ledger::restore(file.ledger_bytes()).unwrap();
+        assert_eq!(at_snapshot.head().index, 3);
     }
 
     #[tokio::test]
@@ -620,12 +685,7 @@ mod tests {
         let (leader_dirs, follower_dirs) = (dirs(), dirs());
         let mut leader = open(&leader_dirs);
         leader.apply(history()).await.unwrap();
-        let snapshot = leader
-            .get_snapshot_builder()
-            .await
-            .build_snapshot()
-            .await
-            .unwrap();
+        let snapshot = build_and_read(&mut leader).await;
         let hash = state_hash(&leader);
 
         let mut follower = open(&follower_dirs);
@@ -694,12 +754,7 @@ mod tests {
         let (leader_dirs, follower_dirs) = (dirs(), dirs());
         let mut leader = open(&leader_dirs);
         leader.apply(history()).await.unwrap();
-        let snapshot = leader
-            .get_snapshot_builder()
-            .await
-            .build_snapshot()
-            .await
-            .unwrap();
+        let snapshot = build_and_read(&mut leader).await;
         let mut follower = open(&follower_dirs);
         let empty_hash = state_hash(&follower);
         let mut bytes = snapshot.snapshot.into_inner();
@@ -720,12 +775,7 @@ mod tests {
         let mut entries = history();
         entries.truncate(3);
         old.apply(entries).await.unwrap();
-        let old_snapshot = old
-            .get_snapshot_builder()
-            .await
-            .build_snapshot()
-            .await
-            .unwrap();
+        let old_snapshot = build_and_read(&mut old).await;
         let mut new = open(&new_dirs);
         new.apply(history()).await.unwrap();
         new.get_snapshot_builder()
