@@ -410,21 +410,40 @@ impl RunArgs {
 
 /// Adds each node's peak RSS to a report: a line, `rss_node<i>_bytes` fields and
 /// `rss_max_bytes`.
-pub(crate) fn report_rss(report: &mut super::report::Report, cluster: &BenchCluster) {
-    let peaks = cluster.peak_rss_bytes();
-    let mut parts = Vec::new();
+pub(crate) fn report_rss(
+    report: &mut super::report::Report,
+    under_load: &[(u64, Option<u64>)],
+    cluster: &BenchCluster,
+) {
+    let peaks_line = |peaks: &[(u64, Option<u64>)]| {
+        peaks
+            .iter()
+            .map(|(id, peak)| match peak {
+                Some(bytes) => format!("node {id} {} MiB", bytes / (1024 * 1024)),
+                None => format!("node {id} (not running)"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mut max = 0;
-    for (id, peak) in &peaks {
-        match peak {
-            Some(bytes) => {
-                parts.push(format!("node {id} {} MiB", bytes / (1024 * 1024)));
-                report.field(&format!("rss_node{id}_bytes"), *bytes);
-                max = max.max(*bytes);
-            }
-            None => parts.push(format!("node {id} (not running)")),
+    for (id, peak) in under_load {
+        if let Some(bytes) = peak {
+            report.field(&format!("rss_node{id}_bytes"), *bytes);
+            max = max.max(*bytes);
         }
     }
+    let with_check = cluster.peak_rss_bytes();
+    let check_max = with_check
+        .iter()
+        .filter_map(|(_, peak)| *peak)
+        .max()
+        .unwrap_or(0);
     report
-        .line(format!("  peak RSS           {}", parts.join(", ")))
-        .field("rss_max_bytes", max);
+        .line(format!("  peak RSS           {}", peaks_line(under_load)))
+        .line(format!(
+            "  peak RSS w/ check  {} (the check reads the journal and hashes the state)",
+            peaks_line(&with_check)
+        ))
+        .field("rss_max_bytes", max)
+        .field("rss_with_check_max_bytes", check_max);
 }

@@ -121,6 +121,8 @@ pub(crate) async fn run(args: &MeterArgs) -> anyhow::Result<Report> {
         .await;
     let latency = main.latencies.percentiles();
 
+    // Taken before the check, whose journal reads are the bench's, not the load's.
+    let rss_under_load = cluster.peak_rss_bytes();
     let verified = super::verify::verify(&cluster).await?;
     let used: u128 = verified
         .ledger
@@ -146,7 +148,7 @@ pub(crate) async fn run(args: &MeterArgs) -> anyhow::Result<Report> {
             main.elapsed.as_secs_f64()
         ))
         .line(format!("  latency/request    {latency}"));
-    report_rss(&mut report, &cluster);
+    report_rss(&mut report, &rss_under_load, &cluster);
     report
         .field("batch", args.batch as u64)
         .field("clients", args.clients as u64)

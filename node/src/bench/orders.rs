@@ -166,6 +166,8 @@ pub(crate) async fn run(args: &OrdersArgs) -> anyhow::Result<Report> {
         .await;
     let latency = main.latencies.percentiles();
 
+    // Taken before the check, whose journal reads are the bench's, not the load's.
+    let rss_under_load = cluster.peak_rss_bytes();
     let verified = super::verify::verify(&cluster).await?;
     let market = verified.ledger.market();
     let orders = market
@@ -198,7 +200,7 @@ pub(crate) async fn run(args: &OrdersArgs) -> anyhow::Result<Report> {
             grouped(trades),
             grouped(resting)
         ));
-    report_rss(&mut report, &cluster);
+    report_rss(&mut report, &rss_under_load, &cluster);
     report
         .field("clients", args.clients as u64)
         .field("orders_per_request", ORDERS_PER_REQUEST)

@@ -256,7 +256,8 @@ pub(crate) async fn run(args: &RecoveryArgs) -> anyhow::Result<Report> {
         args.clients,
         head_loaded.index
     ));
-    report_rss(&mut report, &cluster);
+    let rss_under_load = cluster.peak_rss_bytes();
+    report_rss(&mut report, &rss_under_load, &cluster);
 
     // 2. Restart a follower.
     println!("bench recovery: killing node {restarted} (SIGKILL) and starting it again");
