@@ -493,7 +493,7 @@ function initAuditor() {
     }
     for (const { node_id: nodeId, message } of result.unreachable) rows.push([esc(nodeId), '', '', `<span class="fail">${esc(message)}</span>`, '']);
     state.verified = true;
-    $('#aud-checkpoints').innerHTML = table(['node', 'entry#', 'node key (trusted: ' + esc(result.trusted_from) + ')', 'in this browser', ''], rows);
+    $('#aud-checkpoints').innerHTML = table(['node', 'entry#', `node key (trusted: ${result.trusted_from})`, 'in this browser', ''], rows);
     const quorum = browserSigners * 2 > trusted.size;
     const passed = result.verified && quorum;
     $('#aud-result').innerHTML = `<p id="verify-verdict" class="${passed ? 'pass' : 'fail'}">${passed ? 'VERIFIED' : 'NOT VERIFIED'}: entries 1 to ${esc(result.to)}</p>`
@@ -558,7 +558,7 @@ function lineChart(points, label) {
   path += ` H${W - 8}`;
   return svg(W, H, `<line x1="${L}" y1="${H - B}" x2="${W - 8}" y2="${H - B}" stroke="#999"/><line x1="${L}" y1="8" x2="${L}" y2="${H - B}" stroke="#999"/>`
     + `<path d="${path}" fill="none" stroke="#1f6fb2" stroke-width="2"/><text x="2" y="14">${fmt(y1)}</text><text x="2" y="${H - B}">0</text>`
-    + `<text x="${L}" y="${H - 4}">${esc(new Date(x0).toLocaleTimeString())}</text><text x="${W - 120}" y="${H - 4}">${esc(label)}</text>`);
+    + `<text x="${L}" y="${H - 4}">${esc(new Date(x0).toLocaleTimeString())}</text><text x="${W - 8}" y="12" text-anchor="end">${esc(label)}</text>`);
 }
 
 /** Horizontal bars of (label, value). */
