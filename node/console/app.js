@@ -253,7 +253,7 @@ async function renderSme() {
   $('#sme-vouchers').innerHTML = table(['voucher', 'programme', 'amount#', 'paid#', 'remaining#', 'status', 'paid towards'], vouchers.map((v) => [
     esc(v.spec.voucher_id), esc(v.spec.programme_id), esc(amount(v.spec.amount, 'CNY')), esc(amount(v.redeemed, 'CNY')),
     `<span data-voucher-remaining="${esc(v.spec.voucher_id)}">${esc(amount(v.remaining, 'CNY'))}</span>`, esc(typeof v.status === 'string' ? v.status : Object.keys(v.status)[0]),
-    esc(v.redemptions.map((r) => `${amount(r.paid, 'CNY')} of ${amount(r.price, 'CNY')} to ${r.seller} (entry ${r.journal_index})`).join('; ')),
+    esc(v.redemptions.slice(-3).map((r) => `${amount(r.paid, 'CNY')} of ${amount(r.price, 'CNY')} to ${r.seller} (entry ${r.journal_index})`).join('; ')),
   ]));
   const voucherOptions = [['', 'no voucher'], ...vouchers.filter((v) => big(v.remaining) > 0n).map((v) => [v.spec.voucher_id, `${v.spec.voucher_id} ${v.spec.programme_id} (${amount(v.remaining, 'CNY')} left)`])];
   fillSelect($('#buy-form [name=voucher]'), voucherOptions);
@@ -266,6 +266,8 @@ async function renderSme() {
     const t = quotas.totals;
     blocks.push(`<h4>Account ${esc(s.account.id)} (${esc(s.account.asset)}): <span data-quota-remaining="${esc(s.account.id)}">${esc(amount(t.remaining, s.account.asset))}</span> remaining of ${esc(amount(t.granted, s.account.asset))} granted, ${esc(amount(t.used, s.account.asset))} used</h4>`
       + quotaChart(quotas.quotas)
+      + '<h4>Tokens used over time</h4>'
+      + lineChart(s.lines.filter((l) => l.side === 'debit').map((l) => [Number(big(l.timestamp_ns) / 1000000n), Number(big(l.balances_after.debits_posted))]), 'tokens used (cumulative)')
       + table(['quota', 'provider', 'granted#', 'used#', 'remaining#', 'expires', 'state'], quotas.quotas.map((q) => [
         esc(q.quota_id), esc(q.provider), esc(decimal(q.granted, 0)), esc(decimal(q.used, 0)), esc(decimal(q.remaining, 0)), esc(when(q.expires_at_ns)), esc(typeof q.state === 'string' ? q.state : Object.keys(q.state)[0]),
       ]))
@@ -355,6 +357,12 @@ async function scanHosts(party) {
   }
 }
 
+/** An enum as serde writes it (`"queued"` or `{"allocated": {"allocation_id": "7"}}`) in words. */
+function stateText(value) {
+  if (typeof value === 'string') return value;
+  return Object.entries(value ?? {}).map(([name, fields]) => `${name} (${Object.entries(fields ?? {}).map(([k, v]) => `${k.replace(/_/g, ' ')} ${v}`).join(', ')})`).join(' ');
+}
+
 async function renderInstitution() {
   const party = state.key?.party;
   if (!party) { $('#inst-hosts').innerHTML = '<p class="hint">import an institution key</p>'; return; }
@@ -380,7 +388,7 @@ async function renderInstitution() {
   )).join('') || '<p class="hint">no GPU-hour account</p>';
   const { withdrawals } = await get(`/v1/parties/${encodeURIComponent(party)}/withdrawals`);
   $('#inst-withdrawals').innerHTML = table(['withdrawal', 'class', 'GPUs#', 'hours#', 'state'], withdrawals.map((w) => [
-    esc(w.spec.withdrawal_id), esc(w.spec.gpu_class), esc(w.spec.gpu_count), esc(decimal(big(w.spec.duration_s) * 100n / 3600n, 2)), esc(JSON.stringify(w.state)),
+    esc(w.spec.withdrawal_id), esc(w.spec.gpu_class), esc(w.spec.gpu_count), esc(decimal(big(w.spec.duration_s) * 100n / 3600n, 2)), esc(stateText(w.state)),
   ]));
   $('#inst-statement').innerHTML = statements.map((s) => `<h4>${esc(s.account.asset)} account ${esc(s.account.id)}</h4>` + table(['entry#', 'at', 'side', 'amount#', 'counterparty', 'state'], s.lines.slice(-10).map((l) => [
     esc(l.journal_index), esc(when(l.timestamp_ns)), esc(l.side), esc(amount(l.amount, s.account.asset)), esc(l.counterparty_account_id), esc(typeof l.state === 'string' ? l.state : JSON.stringify(l.state)),
@@ -571,7 +579,7 @@ function barChart(items, unit) {
   }).join(''));
 }
 
-/** Cumulative bids (green) and asks (red) by price. */
+/** Cumulative bids (green, stepping down to the left) and asks (red, to the right) by price. */
 function depthChart(depth) {
   const bids = depth.bids.map((l) => [Number(l.price), Number(l.lots)]);
   const asks = depth.asks.map((l) => [Number(l.price), Number(l.lots)]);
@@ -580,18 +588,23 @@ function depthChart(depth) {
   const cum = (levels) => { let total = 0; return levels.map(([p, q]) => [p, (total += q)]); };
   const cb = cum(bids), ca = cum(asks);
   const prices = [...cb, ...ca].map((p) => p[0]);
-  const p0 = Math.min(...prices), p1 = Math.max(...prices, p0 + 1), q1 = Math.max(...[...cb, ...ca].map((p) => p[1]), 1);
+  const spread = Math.max(...prices) - Math.min(...prices);
+  const pad = Math.max(spread * 0.25, Math.max(...prices) * 0.02, 1);
+  const p0 = Math.min(...prices) - pad, p1 = Math.max(...prices) + pad, q1 = Math.max(...[...cb, ...ca].map((p) => p[1]), 1);
   const X = (p) => 10 + ((p - p0) / (p1 - p0)) * (W - 20);
-  const Y = (q) => H - B - (q / q1) * (H - B - 10);
-  const area = (levels, color) => {
+  const Y = (q) => H - B - (q / q1) * (H - B - 14);
+  const steps = (levels, edge, color) => {
     if (!levels.length) return '';
     let d = `M${X(levels[0][0])},${Y(0)}`;
-    for (const [p, q] of levels) d += ` L${X(p)},${Y(q)}`;
-    d += ` L${X(levels[levels.length - 1][0])},${Y(0)} Z`;
+    let previous = 0;
+    for (const [p, q] of levels) { d += ` L${X(p)},${Y(previous)} L${X(p)},${Y(q)}`; previous = q; }
+    d += ` L${X(edge)},${Y(previous)} L${X(edge)},${Y(0)} Z`;
     return `<path d="${d}" fill="${color}" fill-opacity=".35" stroke="${color}"/>`;
   };
-  return svg(W, H, area(cb, '#2e8b57') + area(ca, '#c0392b') + `<line x1="0" y1="${H - B}" x2="${W}" y2="${H - B}" stroke="#999"/>`
-    + `<text x="4" y="${H - 4}">¥${decimal(BigInt(p0), 2)}</text><text x="${W - 70}" y="${H - 4}">¥${decimal(BigInt(p1), 2)}</text><text x="4" y="12">${q1} lots</text>`);
+  const label = (p, anchor) => `<text x="${X(p)}" y="${H - 4}" text-anchor="${anchor}">¥${decimal(BigInt(Math.round(p)), 2)}</text>`;
+  return svg(W, H, steps(cb, p0, '#2e8b57') + steps(ca, p1, '#c0392b') + `<line x1="0" y1="${H - B}" x2="${W}" y2="${H - B}" stroke="#999"/>`
+    + (cb.length ? label(cb[0][0], 'end') : '') + (ca.length ? label(ca[0][0], 'start') : '') + `<text x="4" y="12">${q1} lots</text>`
+    + '<text x="' + (W - 4) + '" y="12" text-anchor="end">bids green, asks red</text>');
 }
 
 function candleChart(candles) {

@@ -2,7 +2,7 @@
 //
 // Run by `tests/tests/console` against a `cbank dev` cluster:
 //   node console.mjs <console url> <keys dir> <screenshot dir> <flow>...
-// Flows: sme, government, auditor, operator, institution. Each flow opens a fresh browser
+// Flows: sme, government, auditor, usage, institution, operator. Each flow opens a fresh browser
 // context, imports the party's key file the way a person would (the file input), checks what
 // the page shows, makes at least one bad request per kind of form and checks that the API's
 // `{code, message}` is shown, and saves `<screenshot dir>/<flow>.png`. A failed check throws:
@@ -152,6 +152,10 @@ const FLOWS = {
     const issuedAfter = minor(await waitText(page, '[data-total="issued"]', (t) => minor(t) !== issuedBefore, 'the issued total to change'));
     check(issuedAfter - issuedBefore === 100000n, `issued grows by ¥1,000.00: ${issuedBefore} → ${issuedAfter}`);
     await waitText(page, '#gov-report-lines', (t) => t.includes(voucherId) && t.includes('issued'), `voucher ${voucherId} in the report's lines`);
+    // Revoke it: the report shows the revocation.
+    await page.fill('#revoke-form [name=voucher_id]', voucherId);
+    await submitExpectingOk(page, '#revoke-form', `revoking voucher ${voucherId}`);
+    await waitText(page, '[data-total="revoked"]', (t) => minor(t) === 100000n, 'the revoked total to be ¥1,000.00');
     // The revoke form: a voucher that does not exist.
     await page.fill('#revoke-form [name=voucher_id]', '999999999');
     await submitExpectingError(page, '#revoke-form', 'voucher_unknown', 'revoking an unknown voucher');
@@ -179,6 +183,18 @@ const FLOWS = {
     console.log(`  ${verdict}; ${(await text(page, '#aud-result')).replace(/\s+/g, ' ').slice(0, 300)}`);
   },
 
+  // The SME's quota after the provider metered 85% of it (the test records the usage): the
+  // chart and the 80% alert.
+  async usage(page) {
+    await page.goto(`${base}/console/#sme`);
+    await importKey(page, 'sme-alpha');
+    const quotas = await waitText(page, '#sme-quotas', (t) => t.includes('85.0% used'), 'the quota chart at 85%');
+    check(/alert\s*quota\s*threshold/.test(quotas) && /\b80%/.test(quotas), `the 80% alert is listed: ${quotas}`);
+    check(quotas.includes('8,500,000 tokens used'), `the totals show the usage: ${quotas}`);
+    await page.waitForSelector('#sme-quotas svg path', { timeout: WAIT_MS });
+    await page.evaluate(() => document.querySelector('#sme-quotas').scrollIntoView());
+  },
+
   // The operator's view: members, leader, Raft indices, throughput.
   async operator(page) {
     await page.goto(`${base}/console/#operator`);
@@ -192,6 +208,10 @@ const FLOWS = {
     await page.goto(`${base}/console/#institution`);
     await importKey(page, 'univ-tsinghua');
     await waitText(page, '#inst-balances', (t) => t.includes('GPUH:H100'), 'the GPU-hour balance');
+    await waitText(page, '#inst-hosts', (t) => t.includes('gpu-bj-01') && t.includes('8× H100'), 'the host the test registered');
+    await waitText(page, '#inst-offers', (t) => t.includes('501') && t.includes('0.46'), 'offer 501 with 1,680 GPU-seconds (0.46 GPU-h, rounded down) delivered');
+    await waitText(page, '#inst-withdrawals', (t) => t.includes('601') && t.includes('allocated'), 'withdrawal 601 allocated');
+    await page.waitForSelector('#inst-gpu-chart svg path', { timeout: WAIT_MS });
     await page.fill('#withdraw-form [name=class]', 'B200');
     await submitExpectingError(page, '#withdraw-form', '_unknown', 'withdrawing a class it holds no account of');
   },

@@ -7,12 +7,13 @@
 //! for the last when `node_modules` is missing), runs `tests/console/console.mjs` and returns
 //! the screenshots' paths.
 
+use ledger::{Command, PartyId, SigningKey};
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
-use tests::cbank_binary;
+use tests::{cbank_binary, next_nonce, unix_now_ns, Api, ENVELOPE_LIFETIME_NS};
 
 /// How long `cbank dev` may take to form the cluster and seed the demo world.
 const DEV_START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -32,7 +33,7 @@ impl DevCluster {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let base_port = free_base_port();
         let log = std::fs::File::create(dir.path().join("dev.log")).expect("the dev log");
-        let child = Command::new(cbank_binary())
+        let child = Process::new(cbank_binary())
             .args(["dev", "--data"])
             .arg(dir.path().join("data"))
             .args(["--base-port", &base_port.to_string()])
@@ -74,6 +75,28 @@ impl DevCluster {
         format!("http://127.0.0.1:{}", self.base_port + id)
     }
 
+    /// Signs `command` with `party`'s key file from `cbank dev` (as the CLI would) and posts it
+    /// to `route` on node 1; panics unless the ledger accepts it.
+    pub fn submit_as(&self, party: &str, route: &str, command: Command) -> serde_json::Value {
+        let path = self.keys_dir().join(format!("{party}.json"));
+        let text = std::fs::read_to_string(&path).expect("the key file cbank dev wrote");
+        let file: serde_json::Value = serde_json::from_str(&text).expect("a JSON key file");
+        let seed_hex = file["secret_key"].as_str().expect("secret_key");
+        let mut seed = [0u8; 32];
+        for (i, byte) in seed.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&seed_hex[2 * i..2 * i + 2], 16).expect("hex");
+        }
+        let signed = SigningKey::from_seed(seed).sign(
+            PartyId::new(party),
+            next_nonce(),
+            unix_now_ns() + ENVELOPE_LIFETIME_NS,
+            command,
+        );
+        Api::default()
+            .post(&format!("{}{route}", self.url(1)), &signed, None)
+            .unwrap_or_else(|error| panic!("{party} {route}: {error}"))
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("dev.log")).unwrap_or_default()
     }
@@ -82,7 +105,7 @@ impl DevCluster {
 impl Drop for DevCluster {
     fn drop(&mut self) {
         let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        let _ = Process::new("kill").args(["-INT", &pid]).status();
         let deadline = Instant::now() + DEV_STOP_TIMEOUT;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -151,7 +174,7 @@ fn check_browser_setup() -> PathBuf {
          (`apt-get install -y chromium`, as .ci/run does), or CBANK_CHROMIUM set to a Chromium",
         chromium.display()
     );
-    let node = Command::new("node").arg("--version").output();
+    let node = Process::new("node").arg("--version").output();
     assert!(
         node.as_ref().is_ok_and(|output| output.status.success()),
         "`node` is missing: the console's browser tests need Node.js 18 or later and npm"
@@ -159,7 +182,7 @@ fn check_browser_setup() -> PathBuf {
     let dir = script_dir();
     if !dir.join("node_modules/playwright-core").is_dir() {
         eprintln!("installing playwright-core: npm ci in {}", dir.display());
-        let status = Command::new("npm")
+        let status = Process::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])
             .current_dir(&dir)
             .status();
@@ -184,7 +207,7 @@ pub fn run_flows(dev: &DevCluster, node: u16, flows: &[&str]) -> Vec<PathBuf> {
         let _ = std::fs::remove_file(shots.join(format!("{flow}-failed.png")));
     }
     let started = Instant::now();
-    let mut child = Command::new("node")
+    let mut child = Process::new("node")
         .arg(script_dir().join("console.mjs"))
         .arg(dev.url(node))
         .arg(dev.keys_dir())
