@@ -156,6 +156,7 @@ function renderKeys() {
     ? `Keys in this browser: ${parties.map((p) => `<button data-use="${esc(p)}">${esc(p)}</button> <button data-forget="${esc(p)}" title="remove from this browser">✕</button>`).join(' ')}`
     : '';
   document.querySelectorAll('.who').forEach((node) => { node.textContent = key ? key.party : '(no key)'; });
+  $('#key-forms').open = !key;
 }
 
 function initKeys() {
@@ -357,6 +358,9 @@ async function scanHosts(party) {
   }
 }
 
+/** Transfer codes a statement shows (`spec/bank.md`, `spec/market.md`, `spec/vouchers.md`). */
+const CODES = { 1: 'funding', 1001: 'offer reserved', 1002: 'offer delivered', 1003: 'offer released', 1010: 'withdrawal reserved', 1011: 'withdrawal charged', 1012: 'withdrawal cancelled' };
+
 /** An enum as serde writes it (`"queued"` or `{"allocated": {"allocation_id": "7"}}`) in words. */
 function stateText(value) {
   if (typeof value === 'string') return value;
@@ -383,15 +387,22 @@ async function renderInstitution() {
   state.accounts = statements.map((s) => s.account);
   $('#inst-balances').innerHTML = balancesTable(statements);
   const gpu = statements.filter((s) => String(s.account.asset).startsWith('GPUH:'));
-  $('#inst-gpu-chart').innerHTML = gpu.map((s) => `<h4>${esc(s.account.asset)} (account ${esc(s.account.id)})</h4>` + lineChart(
-    s.lines.map((l) => [Number(big(l.timestamp_ns) / 1000000n), Number(big(l.balances_after.credits_posted) * 100n / 3600n) / 100]), 'GPU-hours credited (posted)',
-  )).join('') || '<p class="hint">no GPU-hour account</p>';
+  // Delivered time is credited by code 1002 (OFFER_DELIVERED); time drawn is charged by 1011
+  // (WITHDRAWAL_CHARGED) (`spec/bank.md`).
+  const cumulative = (lines, code) => {
+    let total = 0n;
+    return lines.filter((l) => l.code === code && l.state !== 'voided').map((l) => { total += big(l.amount); return [Number(big(l.timestamp_ns) / 1000000n), Number(total * 100n / 3600n) / 100]; });
+  };
+  $('#inst-gpu-chart').innerHTML = gpu.map((s) => `<h4>${esc(s.account.asset)} (account ${esc(s.account.id)})</h4>` + linesChart([
+    { points: cumulative(s.lines, 1002), color: '#2e8b57', label: 'delivered and credited (GPU-h)' },
+    { points: cumulative(s.lines, 1011), color: '#c0392b', label: 'drawn and charged (GPU-h)' },
+  ])).join('') || '<p class="hint">no GPU-hour account</p>';
   const { withdrawals } = await get(`/v1/parties/${encodeURIComponent(party)}/withdrawals`);
   $('#inst-withdrawals').innerHTML = table(['withdrawal', 'class', 'GPUs#', 'hours#', 'state'], withdrawals.map((w) => [
     esc(w.spec.withdrawal_id), esc(w.spec.gpu_class), esc(w.spec.gpu_count), esc(decimal(big(w.spec.duration_s) * 100n / 3600n, 2)), esc(stateText(w.state)),
   ]));
-  $('#inst-statement').innerHTML = statements.map((s) => `<h4>${esc(s.account.asset)} account ${esc(s.account.id)}</h4>` + table(['entry#', 'at', 'side', 'amount#', 'counterparty', 'state'], s.lines.slice(-10).map((l) => [
-    esc(l.journal_index), esc(when(l.timestamp_ns)), esc(l.side), esc(amount(l.amount, s.account.asset)), esc(l.counterparty_account_id), esc(typeof l.state === 'string' ? l.state : JSON.stringify(l.state)),
+  $('#inst-statement').innerHTML = statements.map((s) => `<h4>${esc(s.account.asset)} account ${esc(s.account.id)}: ${esc(amount(available(s.closing), s.account.asset))} available</h4>` + table(['entry#', 'at', 'what', 'movement', 'side', 'amount#', 'reference'], s.lines.slice(-10).map((l) => [
+    esc(l.journal_index), esc(when(l.timestamp_ns)), esc(CODES[l.code] ?? `code ${l.code}`), esc(stateText(l.movement).replace(/_/g, ' ')), esc(l.side), esc(amount(l.amount, s.account.asset)), esc(l.reference === '0' ? '' : l.reference),
   ]))).join('');
 }
 
@@ -520,8 +531,11 @@ async function renderOperator() {
   state.throughput.push([now, cluster.journal_head.index]);
   if (state.throughput.length > 120) state.throughput.shift();
   const rates = state.throughput.slice(1).map(([t, index], i) => [t, ((index - state.throughput[i][1]) * 1000) / Math.max(1, t - state.throughput[i][0])]);
-  $('#op-cluster').innerHTML = table(['node', 'HTTP', 'Raft', 'voter', ''], cluster.members.map((m) => [
-    esc(m.id), `<a href="//${esc(m.http_addr)}/console/">${esc(m.http_addr)}</a>`, esc(m.raft_addr), m.voter ? 'yes' : 'learner', m.id === cluster.leader_id ? '<b>leader</b>' : '',
+  // Only the leader knows how far each member's log goes; a follower's console says so.
+  const matched = new Map((cluster.replication ?? []).map((r) => [r.id, r.matched_index]));
+  $('#op-cluster').innerHTML = table(['node', 'HTTP (its console)', 'Raft', 'voter', '', 'log index held#'], cluster.members.map((m) => [
+    esc(m.id), `<a href="//${esc(m.http_addr)}/console/#operator">${esc(m.http_addr)}</a>`, esc(m.raft_addr), m.voter ? 'yes' : 'learner', m.id === cluster.leader_id ? '<b>leader</b>' : '',
+    cluster.replication ? esc(matched.get(m.id) ?? '…') : (m.id === cluster.node_id ? esc(cluster.last_log_index) : '<span class="hint">ask the leader</span>'),
   ])) + table(['this node', 'role', 'term#', 'last log#', 'last applied#', 'journal head#'], [[
     esc(cluster.node_id), esc(cluster.role), esc(cluster.term), esc(cluster.last_log_index), esc(cluster.last_applied), esc(cluster.journal_head.index),
   ]]);
@@ -555,18 +569,29 @@ const fmt = (n) => (Math.abs(n) >= 1000 ? n.toFixed(0) : Math.abs(n) >= 10 ? n.t
 
 /** A step line of (time ms, value) points. */
 function lineChart(points, label) {
-  if (points.length === 0) return '<p class="hint">no data yet</p>';
+  return linesChart([{ points, color: '#1f6fb2', label }]);
+}
+
+/** Step lines of (time ms, value) points, one per series, on one time axis from zero. */
+function linesChart(series) {
+  const all = series.flatMap((s) => s.points);
+  if (all.length === 0) return '<p class="hint">no data yet</p>';
   const W = 460, H = 140, L = 48, B = 18;
-  const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
+  const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
   const x0 = Math.min(...xs), x1 = Math.max(...xs, x0 + 1), y1 = Math.max(...ys, 1e-9);
   const X = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - 8);
   const Y = (y) => H - B - (y / y1) * (H - B - 10);
-  let path = `M${X(xs[0])},${Y(0)}`;
-  for (const [x, y] of points) path += ` H${X(x)} V${Y(y)}`;
-  path += ` H${W - 8}`;
+  const paths = series.map(({ points, color }, i) => {
+    if (!points.length) return '';
+    let path = `M${X(points[0][0])},${Y(0)}`;
+    for (const [x, y] of points) path += ` H${X(x)} V${Y(y)}`;
+    path += ` H${W - 8}`;
+    return `<path d="${path}" fill="none" stroke="${color}" stroke-width="2" stroke-dasharray="${i ? '5,3' : ''}"/>`;
+  }).join('');
+  const legend = series.map(({ color, label }, i) => `<text x="${W - 8}" y="${12 + 12 * i}" text-anchor="end" style="fill: ${color}">${esc(label)}</text>`).join('');
   return svg(W, H, `<line x1="${L}" y1="${H - B}" x2="${W - 8}" y2="${H - B}" stroke="#999"/><line x1="${L}" y1="8" x2="${L}" y2="${H - B}" stroke="#999"/>`
-    + `<path d="${path}" fill="none" stroke="#1f6fb2" stroke-width="2"/><text x="2" y="14">${fmt(y1)}</text><text x="2" y="${H - B}">0</text>`
-    + `<text x="${L}" y="${H - 4}">${esc(new Date(x0).toLocaleTimeString())}</text><text x="${W - 8}" y="12" text-anchor="end">${esc(label)}</text>`);
+    + paths + `<text x="2" y="14">${fmt(y1)}</text><text x="2" y="${H - B}">0</text>`
+    + `<text x="${L}" y="${H - 4}">${esc(new Date(x0).toLocaleTimeString())}</text>` + legend);
 }
 
 /** Horizontal bars of (label, value). */

@@ -200,7 +200,17 @@ const FLOWS = {
     await page.goto(`${base}/console/#operator`);
     const cluster = await waitText(page, '#op-cluster', (t) => t.includes('leader'), 'the cluster table');
     check((cluster.match(/127\.0\.0\.1/g) ?? []).length >= 6, `three members with HTTP and Raft addresses: ${cluster}`);
+    // Only the leader knows every member's log index: follow the link to its console.
+    const leader = await page.$('#op-cluster tr:has(b) a');
+    check(leader !== null, `a link to the leader's console: ${cluster}`);
+    await leader.click();
+    await waitText(page, '#node-line', (t) => t.includes('(leader)'), "the leader's console");
+    const held = await waitText(page, '#op-cluster', (t) => !t.includes('…') && !t.includes('ask the leader'), "every member's log index");
+    const indexes = [...held.matchAll(/(leader|yes)(\d+)/g)].length;
+    console.log(`  the leader's view: ${held.replace(/\s+/g, ' ').slice(0, 200)}`);
+    check(indexes >= 3, `a log index for each of the three members: ${held}`);
     await waitText(page, '#op-throughput', (t) => /now: [\d.]+ entries\/s/.test(t), 'a throughput figure');
+    await page.waitForTimeout(3000); // a few samples for the throughput chart
   },
 
   // The institution's view: its GPU-hour balance, statement and the withdrawal form's errors.

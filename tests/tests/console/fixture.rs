@@ -97,8 +97,20 @@ impl DevCluster {
             .unwrap_or_else(|error| panic!("{party} {route}: {error}"))
     }
 
+    /// `cbank dev`'s output and the last lines of each node's log.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("dev.log")).unwrap_or_default()
+        let mut text = std::fs::read_to_string(self.dir.path().join("dev.log")).unwrap_or_default();
+        for id in 1..=3 {
+            let path = self.data_dir().join(format!("node{id}/node.log"));
+            let node_log = std::fs::read_to_string(&path).unwrap_or_default();
+            let lines: Vec<&str> = node_log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+            text.push_str(&format!(
+                "\n--- the last lines of {}:\n{tail}\n",
+                path.display()
+            ));
+        }
+        text
     }
 }
 

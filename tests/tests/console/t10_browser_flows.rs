@@ -5,11 +5,17 @@ use crate::fixture::{run_flows, DevCluster};
 use ledger::bank::{HostSpec, MeterReport, OfferSpec, WithdrawalSpec};
 use ledger::limits::NS_PER_S;
 use ledger::shelf::UsageEvent;
-use ledger::{Command, SigningKey};
+use ledger::{Command, SigningKey, Transfer, TransferFlags};
+use std::sync::atomic::{AtomicBool, Ordering};
 use tests::unix_now_ns;
 
 /// sme-alpha's `TOK:qwen` account in the demo world (`cluster.json`).
 const SME_TOKENS: u128 = 10_203;
+/// sme-alpha's and sme-beta's CNY accounts in the demo world.
+const SME_MONEY: u128 = 10_201;
+const SME_BETA_MONEY: u128 = 10_301;
+/// The first id of the transfers made while the browser looks.
+const TRAFFIC_TRANSFER_ID: u128 = 5_000_000;
 /// univ-tsinghua's `GPUH:H100` account in the demo world.
 const UNIV_GPU: u128 = 10_102;
 
@@ -36,7 +42,37 @@ fn sme_buys_with_a_voucher_government_issues_auditor_verifies() {
         },
     );
     seed_institution(&dev);
-    shots.extend(run_flows(&dev, 3, &["usage", "institution", "operator"]));
+    // While the browser looks, sme-alpha pays sme-beta one fen at a time, so the operator's
+    // throughput chart has something to show.
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut id = TRAFFIC_TRANSFER_ID;
+            while !done.load(Ordering::Relaxed) && id < TRAFFIC_TRANSFER_ID + 2_000 {
+                let transfer = Transfer {
+                    id,
+                    debit_account_id: SME_MONEY,
+                    credit_account_id: SME_BETA_MONEY,
+                    amount: 1,
+                    pending_id: 0,
+                    timeout_s: 0,
+                    code: 1,
+                    reference: 0,
+                    flags: TransferFlags::default(),
+                };
+                dev.submit_as(
+                    "sme-alpha",
+                    "/v1/transfers",
+                    Command::CreateTransfers {
+                        transfers: vec![transfer],
+                    },
+                );
+                id += 1;
+            }
+        });
+        shots.extend(run_flows(&dev, 3, &["usage", "institution", "operator"]));
+        done.store(true, Ordering::Relaxed);
+    });
     for path in shots {
         println!("screenshot: {}", path.display());
     }
