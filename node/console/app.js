@@ -359,7 +359,12 @@ async function scanHosts(party) {
 }
 
 /** Transfer codes a statement shows (`spec/bank.md`, `spec/market.md`, `spec/vouchers.md`). */
-const CODES = { 1: 'funding', 1001: 'offer reserved', 1002: 'offer delivered', 1003: 'offer released', 1010: 'withdrawal reserved', 1011: 'withdrawal charged', 1012: 'withdrawal cancelled' };
+const CODES = {
+  1: 'funding', 1001: 'offer reserved', 1002: 'offer delivered', 1003: 'offer released', 1010: 'withdrawal reserved', 1011: 'withdrawal charged', 1012: 'withdrawal cancelled',
+  2001: 'goods of a fill', 2002: 'money of a fill', 2003: 'fee of a fill', 2004: 'rounding of a fill', 2010: 'order reserved', 2011: 'order reservation released',
+  2020: 'package stock escrowed', 2021: 'package paid', 2022: 'package delivered', 2030: 'tokens used', 2031: 'quota expired',
+  3002: 'voucher issued', 3003: 'voucher paid', 3004: 'voucher revoked', 3005: 'voucher expired',
+};
 
 /** An enum as serde writes it (`"queued"` or `{"allocated": {"allocation_id": "7"}}`) in words. */
 function stateText(value) {
@@ -467,6 +472,23 @@ function initGovernment() {
     return `revoked in journal entry ${answer.journal_index}${returned ? `; ${amount(returned, 'CNY')} returned to the programme` : ''}`;
   });
   $('#report-select').addEventListener('change', refresh);
+  wireForm($('#programme-form'), async (data) => {
+    if (!state.key) throw new ApiError(0, 'no_key', 'import a government key first');
+    const statements = await accountsOf(state.key.party);
+    const funding = statements.find((s) => s.account.asset === 'CNY' && s.account.kind === 'main')?.account.id;
+    if (!funding) throw new Error(`${state.key.party} has no CNY account to fund a programme from`);
+    const nowNs = BigInt(Date.now()) * 1000000n;
+    const programme = {
+      programme_id: String(data.get('programme_id')).trim(), title: String(data.get('title')).trim(),
+      budget: toMinor(data.get('budget'), 2, 'budget').toString(), funding_account_id: funding,
+      eligible: { products: [], packages: [], assets: String(data.get('assets')).split(',').map((a) => a.trim()).filter(Boolean) },
+      max_share_bps: Number(toMinor(data.get('share'), 2, 'share')), cap_per_beneficiary_per_year: toMinor(data.get('cap'), 2, 'cap').toString(),
+      valid_from_ns: nowNs.toString(), valid_until_ns: (nowNs + toMinor(data.get('days'), 0, 'days') * 86400n * 1000000000n).toString(),
+      beneficiaries: { role: data.get('role') }, stackable: false,
+    };
+    const answer = await submit('/v1/programmes', { create_programme: { programme } });
+    return `programme ${programme.programme_id} created in journal entry ${answer.journal_index}`;
+  });
 }
 
 async function renderAuditor() {

@@ -160,6 +160,17 @@ const FLOWS = {
     await page.fill('#revoke-form [name=voucher_id]', '999999999');
     await submitExpectingError(page, '#revoke-form', 'voucher_unknown', 'revoking an unknown voucher');
     check((await page.getAttribute('#report-csv', 'href')).endsWith('/report?format=csv'), 'the report exports as CSV');
+    // The programme form: a share over 100% is refused by the ledger, a good one is created.
+    await page.click('#programme-details summary');
+    const programmeId = `console-${Date.now() % 1000000}`;
+    await page.fill('#programme-form [name=programme_id]', programmeId);
+    await page.fill('#programme-form [name=title]', 'Console test vouchers');
+    await page.fill('#programme-form [name=share]', '150');
+    await submitExpectingError(page, '#programme-form', 'programme_spec_invalid', 'a programme paying 150% of each purchase');
+    await page.fill('#programme-form [name=share]', '25');
+    await submitExpectingOk(page, '#programme-form', `creating programme ${programmeId}`);
+    await waitText(page, '#gov-programmes', (t) => t.includes(programmeId) && t.includes('25%'), `programme ${programmeId} in the list`);
+    await page.click('#programme-details summary');
     await page.evaluate(() => document.querySelector('#gov-report-totals').scrollIntoView());
   },
 
