@@ -610,7 +610,7 @@ function linesChart(series) {
     path += ` H${W - 8}`;
     return `<path d="${path}" fill="none" stroke="${color}" stroke-width="2" stroke-dasharray="${i ? '5,3' : ''}"/>`;
   }).join('');
-  const legend = series.map(({ color, label }, i) => `<text x="${W - 8}" y="${12 + 12 * i}" text-anchor="end" style="fill: ${color}">${esc(label)}</text>`).join('');
+  const legend = series.map(({ color, label }, i) => `<text x="${W - 8}" y="${12 + 12 * i}" text-anchor="end" fill="${color}">${esc(label)}</text>`).join('');
   return svg(W, H, `<line x1="${L}" y1="${H - B}" x2="${W - 8}" y2="${H - B}" stroke="#999"/><line x1="${L}" y1="8" x2="${L}" y2="${H - B}" stroke="#999"/>`
     + paths + `<text x="2" y="14">${fmt(y1)}</text><text x="2" y="${H - B}">0</text>`
     + `<text x="${L}" y="${H - 4}">${esc(new Date(x0).toLocaleTimeString())}</text>` + legend);
@@ -658,14 +658,16 @@ function candleChart(candles) {
   if (!candles.length) return '<p class="hint">no trades yet</p>';
   const W = 460, H = 150, B = 18, n = candles.length;
   const lows = candles.map((c) => Number(c.low)), highs = candles.map((c) => Number(c.high));
-  const lo = Math.min(...lows), hi = Math.max(...highs, lo + 1);
+  const pad = Math.max((Math.max(...highs) - Math.min(...lows)) * 0.1, Math.max(...highs) * 0.01, 1);
+  const lo = Math.min(...lows) - pad, hi = Math.max(...highs) + pad;
   const Y = (p) => 8 + (1 - (p - lo) / (hi - lo)) * (H - B - 16);
   const step = (W - 60) / Math.max(n, 1);
   return svg(W, H, candles.map((c, i) => {
     const x = 50 + i * step + step / 2, up = Number(c.close) >= Number(c.open), color = up ? '#2e8b57' : '#c0392b';
     const top = Y(Math.max(Number(c.open), Number(c.close))), bottom = Y(Math.min(Number(c.open), Number(c.close)));
-    return `<line x1="${x}" y1="${Y(Number(c.high))}" x2="${x}" y2="${Y(Number(c.low))}" stroke="${color}"/><rect x="${x - Math.min(6, step / 3)}" y="${top}" width="${Math.min(12, (2 * step) / 3)}" height="${Math.max(1, bottom - top)}" fill="${color}"/>`;
-  }).join('') + `<text x="2" y="14">¥${decimal(BigInt(hi), 2)}</text><text x="2" y="${H - B}">¥${decimal(BigInt(lo), 2)}</text>`);
+    return `<line x1="${x}" y1="${Y(Number(c.high))}" x2="${x}" y2="${Y(Number(c.low))}" stroke="${color}"/><rect x="${x - Math.min(6, step / 3)}" y="${top}" width="${Math.min(12, (2 * step) / 3)}" height="${Math.max(2, bottom - top)}" fill="${color}"/>`;
+  }).join('') + `<text x="2" y="14">¥${decimal(BigInt(Math.round(hi)), 2)}</text><text x="2" y="${H - B}">¥${decimal(BigInt(Math.round(lo)), 2)}</text>`
+    + `<text x="${W - 4}" y="${H - 4}" text-anchor="end">${esc(when(candles[0].start_ns))} to ${esc(when(candles[n - 1].start_ns).slice(11))}</text>`);
 }
 
 /** Used against granted per quota, with the 80% and 100% alert thresholds marked. */

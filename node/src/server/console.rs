@@ -12,7 +12,7 @@
 use super::errors::ApiError;
 use super::extract::PathText;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 /// One embedded file: its name under `/console/`, its media type and its text.
@@ -21,6 +21,13 @@ struct Asset {
     media_type: &'static str,
     text: &'static str,
 }
+
+/// The browser may load and fetch nothing but this node's own files and routes: no inline
+/// script, no other origin, no frames. A key in the page can then leave it only through code
+/// this node served.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
 
 /// Every file of the console.
 const ASSETS: [Asset; 3] = [
@@ -69,6 +76,10 @@ fn serve(name: &str) -> Response {
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(asset.media_type));
     // The files change with the binary; a browser asks again rather than keep an old script.
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        HeaderName::from_static("content-security-policy"),
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
     response
 }
 

@@ -168,6 +168,8 @@ fn canonical_bytes_are_the_ledgers_and_verify_checks_the_chain() {
             "{path}: {:?}",
             answer.content_type
         );
+        let policy = answer.header("content-security-policy").unwrap_or_default();
+        assert!(policy.contains("default-src 'self'"), "{path}: {policy:?}");
     }
     let answer = get(&cluster, "/console/nope.js");
     assert_eq!(answer.status, 404);
