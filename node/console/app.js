@@ -137,6 +137,7 @@ async function useKey(file) {
   state.keys[key.party] = { party: key.party, public_key: key.publicKey, secret_key: key.secretKey };
   localStorage.setItem(KEYS_STORAGE, JSON.stringify(state.keys));
   state.key = key;
+  document.querySelectorAll('main form .error, main form .ok').forEach((node) => { node.textContent = ''; });
   let role = '';
   try { role = (await get(`/v1/parties/${encodeURIComponent(key.party)}`)).role; } catch (error) { role = `not registered (${error.code})`; }
   state.key.role = role;
@@ -207,9 +208,15 @@ function showView(view) {
   refresh();
 }
 
-/** The party's accounts with their balances, from its statements (one per account). */
+/** How far back the views' statements and charts go: a busy account's whole history would be
+ * too long a statement to read every POLL_MS (`statement_too_large` past 80,000 lines). */
+const STATEMENT_WINDOW_NS = 24n * 3600n * 1000000000n;
+
+/** The party's accounts with their balances (closing: now) and the last day's lines, from its
+ * statements (one per account). */
 async function accountsOf(party) {
-  const { statements } = await get(`/v1/parties/${encodeURIComponent(party)}/statement`);
+  const from = BigInt(Date.now()) * 1000000n - STATEMENT_WINDOW_NS;
+  const { statements } = await get(`/v1/parties/${encodeURIComponent(party)}/statement?from_ns=${from}`);
   return statements;
 }
 const available = (b) => big(b.credits_posted) - big(b.debits_posted) - big(b.debits_pending);
