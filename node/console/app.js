@@ -7,6 +7,8 @@
 // shows the API's `{code, message}` when a write or read fails. Charts are inline SVG drawn
 // by the small functions at the end.
 
+import { blake3, selfTest as blake3SelfTest } from '/console/blake3.js';
+
 const POLL_MS = 1500;
 const ENVELOPE_LIFETIME_NS = 60n * 1000000000n; // as the CLI: a minute from now
 const PKCS8_ED25519_PREFIX = '302e020100300506032b657004220420';
@@ -507,6 +509,33 @@ async function renderAuditor() {
   }
 }
 
+/**
+ * Checks the journal's hash chain from entry 1 to `to` in this browser: each entry's canonical
+ * bytes are its body's bytes followed by its 32-byte hash, and that hash must be
+ * blake3(the previous hash ‖ the body's bytes), from 32 zero bytes before entry 1.
+ */
+async function checkChain(to) {
+  if (!blake3SelfTest()) return { ok: false, entries: 0, why: 'this browser computes blake3 wrongly (self-test failed)' };
+  let previous = new Uint8Array(32);
+  let count = 0;
+  while (count < to) {
+    const page = await get(`/v1/journal/raw?from=${count + 1}&limit=${Math.min(1000, to - count)}`);
+    if (page.first_index > 1) return { ok: false, entries: count, why: `this node stores the journal only from entry ${page.first_index} (it installed a snapshot): ask another node` };
+    if (!page.entries.length) break;
+    for (const text of page.entries) {
+      const bytes = unhex(text);
+      const body = bytes.subarray(0, bytes.length - 32);
+      const claimed = bytes.subarray(bytes.length - 32);
+      const computed = blake3(new Uint8Array([...previous, ...body]));
+      if (hex(computed) !== hex(claimed)) return { ok: false, entries: count, why: `entry ${count + 1}: its hash is not blake3 of the entry before and its body` };
+      previous = computed;
+      count += 1;
+      if (count === to) break;
+    }
+  }
+  return { ok: count === to, entries: count, head: hex(previous) };
+}
+
 /** `cbank.checkpoint.v1\0 ‖ index (u64 little-endian) ‖ hash`: what a node signs (`ledger::journal`). */
 function checkpointBytes(head) {
   const domain = new TextEncoder().encode('cbank.checkpoint.v1\0');
@@ -528,6 +557,7 @@ function initAuditor() {
     $('#aud-result').innerHTML = '<p class="hint">verifying…</p>';
     const result = await get(`/v1/audit/verify?${params}`);
     const { entries: [entry] } = await get(`/v1/journal?from=${result.to}&limit=1`);
+    const chain = await checkChain(result.to);
     const trusted = new Set(result.trusted);
     const rows = [];
     let browserSigners = 0;
@@ -543,9 +573,13 @@ function initAuditor() {
     state.verified = true;
     $('#aud-checkpoints').innerHTML = table(['node', 'entry#', `node key (trusted: ${result.trusted_from})`, 'in this browser', ''], rows);
     const quorum = browserSigners * 2 > trusted.size;
-    const passed = result.verified && quorum;
+    const chainOk = chain.ok && chain.head === entry.hash && chain.entries === result.to;
+    const passed = result.verified && quorum && chainOk;
     $('#aud-result').innerHTML = `<p id="verify-verdict" class="${passed ? 'pass' : 'fail'}">${passed ? 'VERIFIED' : 'NOT VERIFIED'}: entries 1 to ${esc(result.to)}</p>`
       + table(['check', 'by', 'result'], [
+        ['blake3 chain of entries 1 to N over their canonical bytes', 'browser', chainOk
+          ? `<span class="pass" id="chain-verdict">ok: ${esc(chain.entries)} entries chain to ${esc(chain.head.slice(0, 16))}…, the hash the checkpoints sign</span>`
+          : `<span class="fail" id="chain-verdict">${esc(chain.why ?? `the chain ends at ${chain.head} after ${chain.entries} entries`)}</span>`],
         ['blake3 chain, replay of every signed command, invariants', 'node', result.verified ? `<span class="pass">ok: ${esc(result.entries)} entries, head ${esc(result.head.hash.slice(0, 16))}…</span>` : `<span class="fail">entry ${esc(result.failure?.index ?? '')}: ${esc(result.failure?.what)}</span>`],
         ['programme reports recomputed from the journal', 'node', esc(`${result.reports} report(s)`)],
         ['checkpoint signatures (Ed25519, WebCrypto)', 'browser', `<span class="${quorum ? 'pass' : 'fail'}">${browserSigners} of ${trusted.size} trusted node keys signed entry ${esc(result.to)}</span>`],

@@ -197,6 +197,8 @@ const FLOWS = {
     await page.click('#verify-form button[type=submit]');
     const verdict = await waitText(page, '#verify-verdict', (t) => t.length > 0, 'the verdict');
     check(verdict.startsWith('VERIFIED'), `the chain verifies: ${verdict}`);
+    const chain = await text(page, '#chain-verdict');
+    check(chain.startsWith('ok:'), `the browser checks the blake3 chain: ${chain}`);
     const signatures = await text(page, '#aud-checkpoints');
     check((signatures.match(/signature valid/g) ?? []).length === 3, `three node signatures verify in the browser: ${signatures}`);
     check(!/INVALID|different hash/.test(signatures), `no checkpoint fails: ${signatures}`);

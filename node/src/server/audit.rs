@@ -1,4 +1,6 @@
-//! `GET /v1/audit/verify`: the offline audit of `cbank audit verify`, run by the node asked.
+//! `GET /v1/audit/verify`: the offline audit of `cbank audit verify`, run by the node asked;
+//! and `GET /v1/journal/raw`: journal entries as canonical bytes, for clients that check the
+//! chain themselves.
 //!
 //! The node builds the same export `cbank audit export` would (journal entries `1..=to` from
 //! its own store, each member's signed checkpoint of entry `to`, and, when `to` is the head,
@@ -13,12 +15,12 @@
 //! decides what is valid: `ledger::audit` does.
 
 use super::errors::ApiError;
-use super::extract::Params;
+use super::extract::{parse_bounded, Params};
 use super::reads::storage_error;
 use super::routes::ApiState;
 use crate::limits::{
-    AUDIT_CHECKPOINT_DEADLINE, AUDIT_VERIFY_ENTRIES_MAX, JOURNAL_PAGE_ENTRIES_MAX,
-    JOURNAL_STORE_POLL, JOURNAL_STORE_WAIT,
+    AUDIT_CHECKPOINT_DEADLINE, AUDIT_VERIFY_ENTRIES_MAX, JOURNAL_PAGE_ENTRIES_DEFAULT,
+    JOURNAL_PAGE_ENTRIES_MAX, JOURNAL_STORE_POLL, JOURNAL_STORE_WAIT,
 };
 use crate::raft_types::NodeId;
 use crate::storage::{AppliedState, ReadError};
@@ -31,6 +33,7 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use ledger::audit::{export, verify_export};
+use ledger::codec;
 use ledger::{Checkpoint, Head, JournalEntry, PublicKey};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -160,6 +163,53 @@ async fn run(api: &ApiState, params: VerifyParams) -> Result<Value, ApiError> {
         }
     }
     Ok(body)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawParams {
+    from: Option<String>,
+    limit: Option<String>,
+}
+
+/// `GET /v1/journal/raw?from=&limit=`: entries as their canonical bytes (hex), for a client
+/// that checks the blake3 chain itself (the console's auditor view does, in JavaScript).
+/// Always this node's own store, never forwarded: an applied entry never changes.
+pub(crate) async fn raw_journal(
+    State(api): State<ApiState>,
+    Params(params): Params<RawParams>,
+) -> Response {
+    let page = || -> Result<(u64, usize), ApiError> {
+        let from = parse_bounded("from", params.from.as_deref(), 1, 0, u64::MAX)?;
+        let limit = parse_bounded(
+            "limit",
+            params.limit.as_deref(),
+            JOURNAL_PAGE_ENTRIES_DEFAULT as u64,
+            1,
+            JOURNAL_PAGE_ENTRIES_MAX as u64,
+        )?;
+        // `limit` is at most JOURNAL_PAGE_ENTRIES_MAX, which fits in usize.
+        Ok((from, limit as usize))
+    };
+    let (from, limit) = match page() {
+        Ok(page) => page,
+        Err(error) => return error.into_response(),
+    };
+    let applied = api.applied.clone();
+    let read = move || {
+        let first_index = applied.first_journal_index();
+        applied.journal_range(from, limit).map(|entries| {
+            let entries: Vec<String> = entries
+                .iter()
+                .map(|entry| hex::encode(codec::encode(entry)))
+                .collect();
+            json!({ "entries": entries, "first_index": first_index })
+        })
+    };
+    match tokio::task::spawn_blocking(read).await {
+        Ok(Ok(body)) => Json(body).into_response(),
+        Ok(Err(error)) => storage_error(error).into_response(),
+        Err(error) => ApiError::internal(format!("reading the journal: {error}")).into_response(),
+    }
 }
 
 fn parse_keys(text: &str) -> Result<Vec<PublicKey>, ApiError> {

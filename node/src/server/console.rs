@@ -1,7 +1,7 @@
 //! The web console: static files embedded in the binary and served under `/console/`.
 //!
-//! The console is one HTML page, one hand-written JavaScript module and one stylesheet
-//! (`node/console/`), compiled in with `include_str!`, so every node serves it with nothing to
+//! The console is one HTML page, one hand-written JavaScript module (with a port of BLAKE3
+//! beside it, as WebCrypto has none) and one stylesheet (`node/console/`), compiled in with `include_str!`, so every node serves it with nothing to
 //! install and nothing fetched from elsewhere. The page reads and writes through the same
 //! `/v1/...` routes as every client; keys stay in the browser, which signs with WebCrypto's
 //! Ed25519 over the bytes `POST /v1/commands/canonical` returns (`signing.rs`). `/` redirects
@@ -30,7 +30,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; st
      form-action 'none'; frame-ancestors 'none'";
 
 /// Every file of the console.
-const ASSETS: [Asset; 3] = [
+const ASSETS: [Asset; 4] = [
     Asset {
         name: "index.html",
         media_type: "text/html; charset=utf-8",
@@ -40,6 +40,11 @@ const ASSETS: [Asset; 3] = [
         name: "app.js",
         media_type: "text/javascript; charset=utf-8",
         text: include_str!("../../console/app.js"),
+    },
+    Asset {
+        name: "blake3.js",
+        media_type: "text/javascript; charset=utf-8",
+        text: include_str!("../../console/blake3.js"),
     },
     Asset {
         name: "app.css",

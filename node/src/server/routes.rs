@@ -69,6 +69,7 @@ pub(crate) fn router(api: ApiState) -> Router {
         .route("/v1/state", get(reads::state))
         .route("/v1/head", get(reads::head))
         .route("/v1/journal", get(reads::journal))
+        .route("/v1/journal/raw", get(audit::raw_journal))
         .route("/v1/accounts/{id}", get(reads::account))
         .route("/v1/accounts/{id}/transfers", get(reads::account_transfers))
         .route("/v1/transfers/{id}", get(reads::transfer))

@@ -149,6 +149,27 @@ fn canonical_bytes_are_the_ledgers_and_verify_checks_the_chain() {
         assert_eq!(answer.code().as_deref(), Some("invalid_parameter"), "{bad}");
     }
 
+    // The journal as canonical bytes: each entry ends with its hash, as the JSON journal says.
+    let raw = get(&cluster, "/v1/journal/raw?from=1&limit=3").json();
+    let json = get(&cluster, "/v1/journal?from=1&limit=3").json();
+    let raw_entries = raw["entries"].as_array().expect("entries");
+    assert_eq!(raw_entries.len(), 3, "{raw}");
+    for (bytes, entry) in raw_entries
+        .iter()
+        .zip(json["entries"].as_array().expect("entries"))
+    {
+        let bytes = bytes.as_str().expect("hex");
+        assert!(
+            bytes.ends_with(entry["hash"].as_str().expect("hash")),
+            "{bytes}"
+        );
+    }
+    for bad in ["?from=x", "?limit=0", "?limit=1001"] {
+        let answer = get(&cluster, &format!("/v1/journal/raw{bad}"));
+        assert_eq!(answer.status, 400, "{bad}: {:?}", answer.json());
+        assert_eq!(answer.code().as_deref(), Some("invalid_parameter"), "{bad}");
+    }
+
     // The console's files, and our JSON errors around them.
     let page = get(&cluster, "/");
     assert_eq!(page.status, 200, "/ redirects to the page");
@@ -198,4 +219,39 @@ fn unhex(text: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
         .collect()
+}
+
+/// The console's BLAKE3 in JavaScript gives the Rust crate's hashes, over inputs that need one
+/// block, one chunk and trees of many chunks.
+#[test]
+fn the_consoles_blake3_is_the_crates() {
+    let lengths = [
+        0usize, 1, 64, 65, 1023, 1024, 1025, 2048, 3073, 8193, 31_745, 102_400,
+    ];
+    let module = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../node/console/blake3.js");
+    let script = format!(
+        "import {{ blake3 }} from {module:?};\n\
+         const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');\n\
+         for (const n of {lengths:?}) console.log(hex(blake3(Uint8Array.from({{ length: n }}, (_, i) => i % 251))));",
+        module = module.display().to_string(),
+    );
+    let output = std::process::Command::new("node")
+        .args(["--input-type=module", "-e", &script])
+        .output()
+        .expect("`node` runs (the console's tests need Node.js)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let from_js: Vec<&str> = stdout.lines().collect();
+    let from_rust: Vec<String> = lengths
+        .iter()
+        .map(|n| {
+            let input: Vec<u8> = (0..*n).map(|i| (i % 251) as u8).collect();
+            blake3::hash(&input).to_hex().to_string()
+        })
+        .collect();
+    assert_eq!(from_js, from_rust);
 }
