@@ -176,7 +176,7 @@ pub fn screenshot_dir() -> PathBuf {
 
 /// Fails with what to install when the browser or Node.js is missing; installs the npm
 /// package (`npm ci`) when its `node_modules` is.
-fn check_browser_setup() -> PathBuf {
+pub fn check_browser_setup() -> PathBuf {
     let chromium = std::env::var_os("CBANK_CHROMIUM")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));

@@ -1,7 +1,7 @@
 //! The acceptance flows in chromium: SME, government, auditor; then the SME's usage, the
 //! institution and the operator, after the test has given them something to show.
 
-use crate::fixture::{run_flows, DevCluster};
+use crate::fixture::{check_browser_setup, run_flows, DevCluster};
 use ledger::bank::{HostSpec, MeterReport, OfferSpec, WithdrawalSpec};
 use ledger::limits::NS_PER_S;
 use ledger::shelf::UsageEvent;
@@ -21,6 +21,8 @@ const UNIV_GPU: u128 = 10_102;
 
 #[test]
 fn sme_buys_with_a_voucher_government_issues_auditor_verifies() {
+    // Before anything starts: without a browser the test fails at once, saying what to install.
+    check_browser_setup();
     let dev = DevCluster::start();
     // Node 2 (a follower while node 1, which formed the cluster, leads) forwards the
     // console's writes and linearizable reads to the leader.
