@@ -131,18 +131,20 @@ impl Drop for DevCluster {
     }
 }
 
-/// A base port whose six ports (`base+1..=3` HTTP, `base+11..=13` Raft) are free now, below
-/// the kernel's ephemeral range, from a window chosen by the process id.
+/// A base port whose six ports (`base+1..=3` HTTP, `base+11..=13` Raft) are free now, from a
+/// window chosen by the process id. The range is below the one `tests::free_ports` hands out
+/// (20,000 and up) to the other clusters of this process, so the two never pick the same port,
+/// and below the kernel's ephemeral range.
 fn free_base_port() -> u16 {
-    const LOW: u32 = 20_000;
-    const HIGH: u32 = 32_000;
+    const LOW: u32 = 12_000;
+    const HIGH: u32 = 20_000;
     let span = (HIGH - LOW) / 20;
     let start = std::process::id() % span;
     for step in 0..span {
         let base = LOW + ((start + step) % span) * 20;
         let ports: Vec<u16> = [1, 2, 3, 11, 12, 13]
             .iter()
-            .map(|offset| u16::try_from(base + offset).expect("below 32,768"))
+            .map(|offset| u16::try_from(base + offset).expect("below 20,000"))
             .collect();
         let listeners: Vec<_> = ports
             .iter()
@@ -151,7 +153,7 @@ fn free_base_port() -> u16 {
             })
             .collect();
         if listeners.len() == ports.len() {
-            return u16::try_from(base).expect("below 32,768");
+            return u16::try_from(base).expect("below 20,000");
         }
     }
     panic!("no free block of ports for cbank dev between {LOW} and {HIGH}");
