@@ -207,6 +207,9 @@ pub const INIT_MEMBERS_MAX: usize = 16;
 /// longer journal is verified offline with `cbank audit export` and `cbank audit verify`.
 pub const AUDIT_VERIFY_ENTRIES_MAX: u64 = 100_000;
 
+/// `GET /v1/audit/verify` requests one node runs at once; more get `429 overloaded`.
+pub const AUDIT_VERIFICATIONS_MAX: usize = 1;
+
 /// How long `GET /v1/audit/verify` waits for each other member's signed checkpoint.
 pub const AUDIT_CHECKPOINT_DEADLINE: Duration = Duration::from_secs(2);
 

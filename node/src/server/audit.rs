@@ -19,8 +19,8 @@ use super::extract::{parse_bounded, Params};
 use super::reads::storage_error;
 use super::routes::ApiState;
 use crate::limits::{
-    AUDIT_CHECKPOINT_DEADLINE, AUDIT_VERIFY_ENTRIES_MAX, JOURNAL_PAGE_ENTRIES_DEFAULT,
-    JOURNAL_PAGE_ENTRIES_MAX, JOURNAL_STORE_POLL, JOURNAL_STORE_WAIT,
+    AUDIT_CHECKPOINT_DEADLINE, AUDIT_VERIFICATIONS_MAX, AUDIT_VERIFY_ENTRIES_MAX,
+    JOURNAL_PAGE_ENTRIES_DEFAULT, JOURNAL_PAGE_ENTRIES_MAX, JOURNAL_STORE_POLL, JOURNAL_STORE_WAIT,
 };
 use crate::raft_types::NodeId;
 use crate::storage::{AppliedState, ReadError};
@@ -38,6 +38,7 @@ use ledger::{Checkpoint, Head, JournalEntry, PublicKey};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::Instant;
+use tokio::sync::Semaphore;
 
 /// Bytes of a peer's checkpoint answer at most (a checkpoint is about 300 bytes of JSON).
 const CHECKPOINT_ANSWER_BYTES_MAX: usize = 64 * 1024;
@@ -50,11 +51,21 @@ pub(crate) struct VerifyParams {
     trust: Option<String>,
 }
 
+/// Verifications running on this node: each replays the whole journal, so they queue for none
+/// and are refused beyond `AUDIT_VERIFICATIONS_MAX`.
+static VERIFICATIONS: Semaphore = Semaphore::const_new(AUDIT_VERIFICATIONS_MAX);
+
 /// `GET /v1/audit/verify?to=&trust=`.
 pub(crate) async fn verify(
     State(api): State<ApiState>,
     Params(params): Params<VerifyParams>,
 ) -> Response {
+    let Ok(_permit) = VERIFICATIONS.try_acquire() else {
+        return ApiError::overloaded(format!(
+            "this node is running {AUDIT_VERIFICATIONS_MAX} verification(s) already; retry shortly"
+        ))
+        .into_response();
+    };
     match run(&api, params).await {
         Ok(body) => Json(body).into_response(),
         Err(error) => error.into_response(),
