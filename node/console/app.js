@@ -119,7 +119,11 @@ function wireForm(form, action) {
 
 // ---------- keys ----------
 
+/** Browsers give WebCrypto only to secure contexts: https, or loopback addresses. */
+const NO_WEBCRYPTO = 'this page cannot sign: browsers give WebCrypto only to https pages and to localhost or 127.0.0.1; open the console there (an SSH tunnel to the node will do)';
+
 async function loadKey(file) {
+  if (!crypto.subtle) throw new Error(NO_WEBCRYPTO);
   if (typeof file !== 'object' || file === null) throw new Error('a key file is a JSON object');
   const { party, public_key: publicKey, secret_key: secretKey } = file;
   if (typeof party !== 'string' || !/^[a-z0-9._-]{1,64}$/.test(party)) throw new Error(`invalid party id ${JSON.stringify(party)}`);
@@ -127,7 +131,13 @@ async function loadKey(file) {
   try { seed = unhex(secretKey ?? ''); } catch { throw new Error('secret_key: not hex'); }
   if (seed.length !== 32) throw new Error(`secret_key: expected 32 bytes (64 hex characters), got ${seed.length}`);
   const pkcs8 = new Uint8Array([...unhex(PKCS8_ED25519_PREFIX), ...seed]);
-  const privateKey = await crypto.subtle.importKey('pkcs8', pkcs8, { name: 'Ed25519' }, true, ['sign']);
+  let privateKey;
+  try {
+    privateKey = await crypto.subtle.importKey('pkcs8', pkcs8, { name: 'Ed25519' }, true, ['sign']);
+  } catch (error) {
+    if (error.name === 'NotSupportedError') throw new Error(`this browser has no Ed25519 in WebCrypto (Chromium 137 or later, Firefox 129 or later, Safari 17 or later have it): ${error.message}`);
+    throw new Error(`secret_key: not an Ed25519 seed (${error.message})`);
+  }
   const jwk = await crypto.subtle.exportKey('jwk', privateKey);
   const derived = hex(b64urlToBytes(jwk.x));
   if (derived !== String(publicKey ?? '').trim().toLowerCase()) throw new Error('public_key does not match secret_key (the file is corrupt or was edited)');
@@ -175,6 +185,7 @@ function initKeys() {
     $('#key-text').value = '';
   });
   wireForm($('#key-new'), async () => {
+    if (!crypto.subtle) throw new Error(NO_WEBCRYPTO);
     const party = $('#key-new-party').value.trim();
     if (!/^[a-z0-9._-]{1,64}$/.test(party)) throw new Error(`invalid party id ${JSON.stringify(party)}: 1 to 64 of a-z 0-9 . _ -`);
     const pair = await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']);
@@ -288,7 +299,7 @@ async function renderSme() {
   const { orders } = await get(`/v1/parties/${encodeURIComponent(party)}/orders`);
   $('#sme-orders').innerHTML = table(['order', 'product', 'side', 'price#', 'open lots#', ''], orders.map((o) => [
     esc(o.spec.order_id), esc(o.spec.product_id), esc(o.spec.side), esc(o.spec.price == null ? 'market' : amount(o.spec.price, 'CNY')),
-    esc(o.open_lots ?? o.remaining_lots ?? ''), `<button data-cancel="${esc(o.spec.order_id)}">cancel</button>`,
+    esc(o.open_lots), `<button data-cancel="${esc(o.spec.order_id)}">cancel</button>`,
   ]));
 }
 
