@@ -209,6 +209,17 @@ pub const NODE_ADDRESS_BYTES_MAX: usize = 256;
 /// Members named in one `POST /v1/admin/cluster/init`.
 pub const INIT_MEMBERS_MAX: usize = 16;
 
+/// Journal entries `GET /v1/audit/verify` checks at most. It holds them all in memory and
+/// replays each through a fresh ledger, so this bounds the memory and time of one answer; a
+/// longer journal is verified offline with `cbank audit export` and `cbank audit verify`.
+pub const AUDIT_VERIFY_ENTRIES_MAX: u64 = 100_000;
+
+/// `GET /v1/audit/verify` requests one node runs at once; more get `429 overloaded`.
+pub const AUDIT_VERIFICATIONS_MAX: usize = 1;
+
+/// How long `GET /v1/audit/verify` waits for each other member's signed checkpoint.
+pub const AUDIT_CHECKPOINT_DEADLINE: Duration = Duration::from_secs(2);
+
 const _: () = assert!(ledger::limits::COMMAND_BYTES_MAX <= PROPOSAL_BYTES_MAX);
 const _: () = assert!(ledger::limits::COMMAND_BYTES_MAX < REQUEST_BYTES_MAX);
 const _: () = assert!(PROPOSAL_BYTES_MAX * 4 <= crate::network::MESSAGE_BYTES_MAX);
@@ -244,3 +255,4 @@ const _: () = assert!(HEARTBEAT_INTERVAL_MS * 3 < ELECTION_TIMEOUT_MS_MIN);
 const _: () = assert!(ELECTION_TIMEOUT_MS_MIN < ELECTION_TIMEOUT_MS_MAX);
 const _: () = assert!(WRITE_DEADLINE.as_millis() < FORWARD_DEADLINE.as_millis());
 const _: () = assert!(crate::storage::JOURNAL_PAGE_BYTES_MAX * 3 <= FORWARDED_RESPONSE_BYTES_MAX);
+const _: () = assert!(AUDIT_CHECKPOINT_DEADLINE.as_millis() < READ_DEADLINE.as_millis());

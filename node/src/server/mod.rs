@@ -12,7 +12,10 @@
 //!   every error our JSON; `writes.rs`, `reads.rs`, `bank.rs` (the compute bank's reads),
 //!   `market.rs` (the supermarket's reads and the alert stream), `vouchers.rs` (programmes,
 //!   reports, vouchers and signed checkpoints) and `admin.rs` are the handlers;
-//!   `extract.rs` the request extractors; `forward.rs` follower-to-leader forwarding.
+//!   `extract.rs` the request extractors; `forward.rs` follower-to-leader forwarding;
+//!   `signing.rs` the bytes a browser signs (`POST /v1/commands/canonical`), `audit.rs` the
+//!   audit of the journal on request (`GET /v1/audit/verify`), `console.rs` the web console's
+//!   embedded files (`/console/`).
 //! - `errors.rs`: the one mapping from ledger reasons and node errors to HTTP status and
 //!   `{code, message}`; `metrics.rs`: the Prometheus registry behind `/metrics`.
 //!
@@ -24,8 +27,10 @@
 //! Start here: [`run_node`].
 
 mod admin;
+mod audit;
 mod bank;
 mod config;
+mod console;
 pub mod errors;
 mod extract;
 mod forward;
@@ -36,6 +41,7 @@ mod proposer;
 mod reads;
 mod routes;
 mod runtime;
+mod signing;
 mod vouchers;
 mod writes;
 

@@ -322,6 +322,13 @@ pub(crate) fn cluster_view(api: &ApiState) -> Value {
             })
         })
         .collect();
+    // On the leader: the highest log index each member is known to hold (null: none yet).
+    let replication: Option<Vec<Value>> = metrics.replication.as_ref().map(|replication| {
+        replication
+            .iter()
+            .map(|(id, matched)| json!({ "id": id, "matched_index": matched.map(|log_id| log_id.index) }))
+            .collect()
+    });
     let head = api.applied.read(|ledger| ledger.head());
     json!({
         "node_id": api.node_id,
@@ -332,6 +339,7 @@ pub(crate) fn cluster_view(api: &ApiState) -> Value {
         "last_applied": metrics.last_applied.map_or(0, |log_id| log_id.index),
         "last_log_index": metrics.last_log_index.unwrap_or(0),
         "journal_head": head,
+        "replication": replication,
     })
 }
 

@@ -6,13 +6,16 @@
 //! plain-text rejections never reach a client. This file never holds a business rule.
 
 use super::admin;
+use super::audit;
 use super::bank;
+use super::console;
 use super::errors::ApiError;
 use super::forward::Forwarder;
 use super::market;
 use super::metrics::{self, Metrics};
 use super::proposer::Proposer;
 use super::reads;
+use super::signing;
 use super::vouchers;
 use super::writes;
 use crate::limits::{ALERT_STREAMS_MAX, HTTP_REQUESTS_IN_FLIGHT_MAX, REQUEST_BYTES_MAX};
@@ -66,12 +69,15 @@ pub(crate) fn router(api: ApiState) -> Router {
         .route("/v1/state", get(reads::state))
         .route("/v1/head", get(reads::head))
         .route("/v1/journal", get(reads::journal))
+        .route("/v1/journal/raw", get(audit::raw_journal))
         .route("/v1/accounts/{id}", get(reads::account))
         .route("/v1/accounts/{id}/transfers", get(reads::account_transfers))
         .route("/v1/transfers/{id}", get(reads::transfer))
         .route("/v1/parties/{id}", get(reads::party))
         .route("/v1/commands", post(writes::commands))
         .route("/v1/commands/batch", post(writes::batch))
+        .route("/v1/commands/canonical", post(signing::canonical))
+        .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/parties", post(writes::parties))
         .route("/v1/accounts", post(writes::accounts))
         .route("/v1/transfers", post(writes::transfers))
@@ -131,6 +137,10 @@ pub(crate) fn router(api: ApiState) -> Router {
         .route("/v1/admin/cluster/remove", post(admin::remove))
         .route("/v1/admin/faults", post(admin::faults))
         .route("/metrics", get(prometheus_text))
+        .route("/", get(console::redirect))
+        .route("/console", get(console::redirect))
+        .route("/console/", get(console::index))
+        .route("/console/{file}", get(console::file))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(REQUEST_BYTES_MAX))
