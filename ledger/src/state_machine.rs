@@ -155,7 +155,11 @@ impl Ledger {
             CommandResult::Rejected(Reason::SignatureInvalid) => Signature::Verify,
             _ => Signature::RecordedValid,
         };
-        self.apply_with(&recorded.body.command, recorded.body.timestamp_ns, signature)
+        self.apply_with(
+            &recorded.body.command,
+            recorded.body.timestamp_ns,
+            signature,
+        )
     }
 
     fn apply_with(

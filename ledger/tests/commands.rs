@@ -7,9 +7,7 @@ use ledger::account::AccountKind;
 use ledger::envelope::Signature;
 use ledger::limits::{NS_PER_S, TRANSFERS_PER_BATCH_MAX};
 use ledger::testing::{demo_key, Harness, MAIN, OPERATOR};
-use ledger::{
-    Command, Ledger, PartyId, Reason, Role, SignedCommand, Transfer, TransferFlags,
-};
+use ledger::{Command, Ledger, PartyId, Reason, Role, SignedCommand, Transfer, TransferFlags};
 
 const MINT_CNY: u128 = 1;
 const MINT_GPUH: u128 = 2;

@@ -42,6 +42,12 @@ const LAB_GPUH: u128 = 11;
 
 /// Every route of the API (method, path), as `spec/openapi.yaml` lists them.
 const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/"),
+    ("GET", "/console/"),
+    ("GET", "/console/{file}"),
+    ("GET", "/v1/audit/verify"),
+    ("GET", "/v1/journal/raw"),
+    ("POST", "/v1/commands/canonical"),
     ("POST", "/v1/commands"),
     ("POST", "/v1/parties"),
     ("POST", "/v1/accounts"),
@@ -827,7 +833,12 @@ async fn a_single_node_serves_the_whole_api_and_refuses_bad_input() {
     );
     for (method, path) in ROUTES {
         let method = Method::from_bytes(method.as_bytes()).expect("a method");
-        let mut url = node.url(&path.replace("{id}", "1").replace("{index}", "1"));
+        let mut url = node.url(
+            &path
+                .replace("{id}", "1")
+                .replace("{index}", "1")
+                .replace("{file}", "app.js"),
+        );
         if path.ends_with("/stream") {
             // A stream never ends on its own: a bad cursor shows the route is served.
             url.push_str("?after=x");

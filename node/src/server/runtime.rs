@@ -109,12 +109,19 @@ pub async fn start_node(config: NodeConfig) -> anyhow::Result<RunningNode> {
     .await
     .map_err(|error| anyhow!("starting Raft: {error}"))?;
 
+    let (failure_sender, failures) = mpsc::channel(4);
+    let (stop_raft_server, stop_raft_receiver) = watch::channel(false);
     {
-        // A snapshot once enough journal has been applied since the last (`SnapshotDue`).
+        // A snapshot once enough journal has been applied since the last (`SnapshotDue`),
+        // until the node stops.
         let raft = raft.clone();
+        let mut stop = stop_raft_server.subscribe();
         tokio::spawn(async move {
             loop {
-                snapshot_due.due().await;
+                tokio::select! {
+                    () = snapshot_due.due() => {}
+                    _ = stop.changed() => return,
+                }
                 tracing::info!("enough journal since the last snapshot: building one");
                 if let Err(error) = raft.trigger().snapshot().await {
                     // Raft has stopped; the fatal-error watch below ends the node.
@@ -124,9 +131,6 @@ pub async fn start_node(config: NodeConfig) -> anyhow::Result<RunningNode> {
             }
         });
     }
-
-    let (failure_sender, failures) = mpsc::channel(4);
-    let (stop_raft_server, stop_raft_receiver) = watch::channel(false);
     let service = raft_service_with_faults(raft.clone(), faults.clone());
     let raft_server = {
         let failure_sender = failure_sender.clone();

@@ -72,7 +72,7 @@ pub(crate) struct Shared {
     pub state: RwLock<MachineState>,
     /// Notified when enough journal has been applied since the last snapshot that a restart
     /// would replay too much of it (`SnapshotDue`).
-    pub snapshot_due: tokio::sync::Notify,
+    pub snapshot_due: Arc<tokio::sync::Notify>,
 }
 
 impl Shared {
@@ -765,7 +765,11 @@ mod tests {
             })
             .collect();
         let entry = apply_and_check(&mut h, "sme", Command::CreateTransfers { transfers: chain });
-        assert!(h.ledger.transfer(9_000).is_none(), "{:?}", entry.body.outcome);
+        assert!(
+            h.ledger.transfer(9_000).is_none(),
+            "{:?}",
+            entry.body.outcome
+        );
         apply_and_check(&mut h, "sme", Command::CancelOrder { order_id: 202 });
         h.ledger
             .check_invariants()

@@ -214,7 +214,12 @@ mod tests {
             .unwrap();
         let mut writer = SealWriter::new(&MAGIC, file).unwrap();
         // Pieces of every size: small ones gathered, large ones written through.
-        for piece in [&body[..3], &body[3..300_003], &body[300_003..300_010], &body[300_010..]] {
+        for piece in [
+            &body[..3],
+            &body[3..300_003],
+            &body[300_003..300_010],
+            &body[300_010..],
+        ] {
             writer.write_all(piece).unwrap();
         }
         drop(writer.finish().unwrap());

@@ -10,10 +10,10 @@
 //! effective timestamp, `max(stamp, previous + 1)`, which depends on log order alone, so every
 //! replica computes the same one.
 
+use super::account_index::AccountIndex;
 use super::applied_state::{
     self, record_applied, record_journal_entry, AppliedState, MachineState, Shared,
 };
-use super::account_index::AccountIndex;
 use super::snapshot::{SnapshotFile, SnapshotStore};
 use super::{blocking, corruption, io_error, SNAPSHOT_JOURNAL_BYTES};
 use crate::raft_types::{Applied, NodeId, NodeInfo, ProposalResponse, TypeConfig};
@@ -58,7 +58,7 @@ impl StateMachineStore {
                 db,
                 tree,
                 state: RwLock::new(state),
-                snapshot_due: tokio::sync::Notify::new(),
+                snapshot_due: Arc::new(tokio::sync::Notify::new()),
             }),
             snapshots: Arc::new(snapshots),
         })
@@ -67,7 +67,7 @@ impl StateMachineStore {
     /// A handle that says when this node should build a snapshot (see [`SnapshotDue`]).
     pub fn snapshot_due_handle(&self) -> SnapshotDue {
         SnapshotDue {
-            shared: self.shared.clone(),
+            notify: self.shared.snapshot_due.clone(),
         }
     }
 
@@ -85,15 +85,16 @@ impl StateMachineStore {
 /// hold one small command or 8 MiB of them). Whoever holds the `Raft` handle waits on
 /// [`SnapshotDue::due`] and then triggers a build. This bounds what a restart replays to about
 /// `SNAPSHOT_JOURNAL_BYTES` after the newest snapshot.
+/// It holds only the notification, not the store, so it never keeps the storage open.
 pub struct SnapshotDue {
-    shared: Arc<Shared>,
+    notify: Arc<tokio::sync::Notify>,
 }
 
 impl SnapshotDue {
     /// Returns once `SNAPSHOT_JOURNAL_BYTES` of journal were applied since the last snapshot
     /// began (at once if that happened before this call).
     pub async fn due(&self) {
-        self.shared.snapshot_due.notified().await;
+        self.notify.notified().await;
     }
 }
 
