@@ -12,7 +12,8 @@
 //!   every error our JSON; `writes.rs`, `reads.rs`, `bank.rs` (the compute bank's reads),
 //!   `market.rs` (the supermarket's reads and the alert stream), `vouchers.rs` (programmes,
 //!   reports, vouchers and signed checkpoints) and `admin.rs` are the handlers;
-//!   `extract.rs` the request extractors; `forward.rs` follower-to-leader forwarding.
+//!   `extract.rs` the request extractors; `forward.rs` follower-to-leader forwarding;
+//!   `inputs.rs` the same parsers as plain functions, for the fuzz targets in `fuzz/`.
 //! - `errors.rs`: the one mapping from ledger reasons and node errors to HTTP status and
 //!   `{code, message}`; `metrics.rs`: the Prometheus registry behind `/metrics`.
 //!
@@ -29,6 +30,7 @@ mod config;
 pub mod errors;
 mod extract;
 mod forward;
+pub mod inputs;
 mod market;
 mod metrics;
 mod node_files;
