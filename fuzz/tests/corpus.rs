@@ -125,3 +125,37 @@ fn the_scenario_seeds_are_mostly_accepted() {
         "only {accepted} of {total} scenario commands were accepted"
     );
 }
+
+/// What libFuzzer's `-max_len` keeps it from trying: inputs over the size limits, and nesting
+/// deep enough to overflow a recursive parser's stack. Each is a clean refusal.
+#[test]
+fn oversized_and_deeply_nested_inputs_are_refused() {
+    use ledger::codec::DecodeError;
+    let oversized = vec![0u8; ledger::limits::COMMAND_BYTES_MAX + 1];
+    assert!(matches!(
+        ledger::SignedCommand::from_bytes(&oversized),
+        Err(DecodeError::TooLarge { .. })
+    ));
+    let deep_json = "[".repeat(100_000);
+    for body in node::server::inputs::BODIES {
+        let error = node::server::inputs::parse_body(body, deep_json.as_bytes())
+            .expect_err("100,000 nested arrays are not a body");
+        assert_eq!(error.code, "malformed_json", "{body:?}");
+    }
+    let deep_object = format!("{}1{}", "{\"a\":".repeat(100_000), "}".repeat(100_000));
+    assert!(node::server::inputs::parse_body(
+        node::server::inputs::Body::Command,
+        deep_object.as_bytes()
+    )
+    .is_err());
+    // The same depths through every target's own entry point.
+    for target in fuzz::TARGETS {
+        for selector in 0..9u8 {
+            for text in [&deep_json, &format!("a = {deep_json}"), &deep_object] {
+                let mut input = vec![selector];
+                input.extend_from_slice(text.as_bytes());
+                (target.run)(&input);
+            }
+        }
+    }
+}
