@@ -14,7 +14,8 @@ use serde::Serialize;
 /// new domain strings.
 pub const CODEC_VERSION: u8 = 1;
 
-/// Little-endian, fixed-width integers, no size limit beyond the caller's own bounds.
+/// Little-endian, fixed-width integers. Decoding adds a byte budget (`decode_claiming_at_most`)
+/// that never changes what decodes, only what a hostile length prefix may allocate.
 /// Fixed-width integers make every value's bytes independent of its magnitude, which keeps the
 /// golden vectors easy to read by hand.
 fn config() -> impl bincode::config::Config {
@@ -76,6 +77,26 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, buffer: &mut Vec<u8>) {
     buffer.extend_from_slice(&bytes);
 }
 
+/// Decodes with bincode's byte budget set to `CLAIM_BYTES_MAX`, at least the input's length.
+///
+/// With fixed-width integers every byte bincode's serde decoder claims is a byte it reads, so a
+/// valid encoding never claims more than its own length; but a string's or byte vector's
+/// length prefix is trusted as an allocation size before the bytes are read. Without a budget,
+/// a few bytes claiming a string of 2^62 bytes made the process abort on a failed allocation
+/// (found by the `command_bytes` and `raft_payload` fuzz targets: any Raft peer, or an audit
+/// export, could crash a node or `cbank audit verify`). With it, such a length is refused
+/// before anything is allocated, and no allocation exceeds the budget, at most 16 times the
+/// input's length (or 4 KiB).
+fn decode_claiming_at_most<T: DeserializeOwned, const CLAIM_BYTES_MAX: usize>(
+    bytes: &[u8],
+) -> Result<(T, usize), bincode::error::DecodeError> {
+    let config = bincode::config::standard()
+        .with_little_endian()
+        .with_fixed_int_encoding()
+        .with_limit::<CLAIM_BYTES_MAX>();
+    bincode::serde::decode_from_slice(bytes, config)
+}
+
 /// Decodes canonical bytes, rejecting trailing bytes and inputs above `size_max`.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], size_max: usize) -> Result<T, DecodeError> {
     if bytes.len() > size_max {
@@ -84,8 +105,16 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], size_max: usize) -> Result<T, D
             size_max,
         });
     }
-    let (value, used) = bincode::serde::decode_from_slice(bytes, config())
-        .map_err(|error| DecodeError::Malformed(error.to_string()))?;
+    let (value, used) = match bytes.len() {
+        n if n <= 1 << 12 => decode_claiming_at_most::<T, { 1 << 12 }>(bytes),
+        n if n <= 1 << 16 => decode_claiming_at_most::<T, { 1 << 16 }>(bytes),
+        n if n <= 1 << 20 => decode_claiming_at_most::<T, { 1 << 20 }>(bytes),
+        n if n <= 1 << 24 => decode_claiming_at_most::<T, { 1 << 24 }>(bytes),
+        n if n <= 1 << 28 => decode_claiming_at_most::<T, { 1 << 28 }>(bytes),
+        n if n <= 1 << 32 => decode_claiming_at_most::<T, { 1 << 32 }>(bytes),
+        _ => decode_claiming_at_most::<T, { 1 << 36 }>(bytes),
+    }
+    .map_err(|error| DecodeError::Malformed(error.to_string()))?;
     if used != bytes.len() {
         return Err(DecodeError::TrailingBytes {
             used,
@@ -125,6 +154,40 @@ mod tests {
                 size_max: 4
             })
         );
+    }
+
+    #[test]
+    fn a_huge_length_prefix_is_malformed_not_an_allocation() {
+        // A string (here a `PartyId`'s) claiming 0x5800_0000_0000_0000 bytes: the process
+        // used to abort trying to allocate it.
+        let mut bytes = vec![0u8; 8];
+        bytes[7] = 0x58;
+        assert!(matches!(
+            decode::<String>(&bytes, 64),
+            Err(DecodeError::Malformed(_))
+        ));
+        let mut bytes = encode(&(7u64, vec![1u8; 3]));
+        bytes[8..16].copy_from_slice(&(1u64 << 40).to_le_bytes());
+        assert!(matches!(
+            decode::<(u64, Vec<u8>)>(&bytes, 64),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn inputs_at_every_budget_boundary_still_decode() {
+        for size in [
+            0usize,
+            1 << 12,
+            (1 << 12) + 1,
+            1 << 16,
+            (1 << 16) + 1,
+            1 << 20,
+        ] {
+            let text = "x".repeat(size);
+            let bytes = encode(&text);
+            assert_eq!(decode::<String>(&bytes, usize::MAX), Ok(text), "{size}");
+        }
     }
 
     #[test]

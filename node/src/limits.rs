@@ -18,6 +18,12 @@ pub const REQUEST_BYTES_MAX: usize = 2 * 1024 * 1024;
 /// that buffered bodies can take (this many times [`REQUEST_BYTES_MAX`], 512 MiB at worst).
 pub const HTTP_REQUESTS_IN_FLIGHT_MAX: usize = 256;
 
+/// How long a request's body may take to arrive after its headers; later gets
+/// `408 body_timeout`. Every request holds one of [`HTTP_REQUESTS_IN_FLIGHT_MAX`] permits while
+/// its body is read, so without this a client that sends headers and then nothing could hold
+/// them all. 2 MiB in 10 s asks for at least 200 kB/s.
+pub const REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Signed commands waiting in the proposer's queue for a proposal. A full queue answers
 /// `429 overloaded`: back-pressure reaches clients instead of growing memory without bound.
 pub const PROPOSAL_QUEUE_LENGTH_MAX: usize = 4_096;
@@ -254,5 +260,6 @@ const _: () = assert!(JOURNAL_STORE_WAIT.as_millis() < READ_DEADLINE.as_millis()
 const _: () = assert!(HEARTBEAT_INTERVAL_MS * 3 < ELECTION_TIMEOUT_MS_MIN);
 const _: () = assert!(ELECTION_TIMEOUT_MS_MIN < ELECTION_TIMEOUT_MS_MAX);
 const _: () = assert!(WRITE_DEADLINE.as_millis() < FORWARD_DEADLINE.as_millis());
+const _: () = assert!(REQUEST_BODY_TIMEOUT.as_millis() < FORWARD_DEADLINE.as_millis());
 const _: () = assert!(crate::storage::JOURNAL_PAGE_BYTES_MAX * 3 <= FORWARDED_RESPONSE_BYTES_MAX);
 const _: () = assert!(AUDIT_CHECKPOINT_DEADLINE.as_millis() < READ_DEADLINE.as_millis());

@@ -1,7 +1,8 @@
 //! The node-to-node Raft transport: openraft's three RPCs over tonic, plus fault injection.
 //!
 //! - `wire.rs` encodes openraft requests and `Result`s of responses into the opaque payload of
-//!   `proto::raft::v1::RaftPayload`, and back, with the ledger's canonical codec.
+//!   `proto::raft::v1::RaftPayload`, and back, with the ledger's canonical codec (public so the
+//!   fuzz targets in `fuzz/` decode exactly what a peer's bytes go through).
 //! - `client.rs` is [`Network`], the `RaftNetworkFactory` a Raft node sends with: one lazily
 //!   connected tonic `Channel` per peer, bounded connect and request times, transport failures
 //!   mapped to the openraft errors that make it back off or retry.
@@ -21,7 +22,7 @@
 mod client;
 mod faults;
 mod server;
-mod wire;
+pub mod wire;
 
 #[cfg(test)]
 mod cluster_tests;

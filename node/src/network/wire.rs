@@ -21,32 +21,32 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// What the remote Raft answered to an append-entries request.
-pub(crate) type AppendEntriesResult = Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>;
+pub type AppendEntriesResult = Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>;
 
 /// What the remote Raft answered to a vote request.
-pub(crate) type VoteResult = Result<VoteResponse<NodeId>, RaftError<NodeId>>;
+pub type VoteResult = Result<VoteResponse<NodeId>, RaftError<NodeId>>;
 
 /// What the remote Raft answered to one snapshot chunk.
-pub(crate) type InstallSnapshotResult =
+pub type InstallSnapshotResult =
     Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>;
 
 /// The request types, named once so client and server cannot disagree.
-pub(crate) type AppendEntries = AppendEntriesRequest<TypeConfig>;
-pub(crate) type Vote = VoteRequest<NodeId>;
-pub(crate) type InstallSnapshot = InstallSnapshotRequest<TypeConfig>;
+pub type AppendEntries = AppendEntriesRequest<TypeConfig>;
+pub type Vote = VoteRequest<NodeId>;
+pub type InstallSnapshot = InstallSnapshotRequest<TypeConfig>;
 
 /// Encodes a request or a response result for a `RaftPayload`.
 ///
 /// `ledger::codec::encode` cannot fail on these types: they hold only integers, booleans,
 /// strings, byte vectors, options, enums and B-tree collections (whose lengths are known), and
 /// writing into memory does no I/O. The round-trip tests below cover every one of them.
-pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     codec::encode(value)
 }
 
 /// Decodes a `RaftPayload`'s bytes, rejecting more than [`MESSAGE_BYTES_MAX`] bytes, malformed
 /// bytes and trailing bytes.
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     codec::decode(bytes, MESSAGE_BYTES_MAX)
 }
 

@@ -21,6 +21,7 @@ pub mod code {
     pub const NOT_FOUND: &str = "not_found";
     pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
     pub const BODY_TOO_LARGE: &str = "body_too_large";
+    pub const BODY_TIMEOUT: &str = "body_timeout";
     pub const BATCH_TOO_LARGE: &str = "batch_too_large";
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
     pub const OVERLOADED: &str = "overloaded";
@@ -103,6 +104,10 @@ impl ApiError {
 
     pub fn body_too_large(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code::BODY_TOO_LARGE, message)
+    }
+
+    pub fn body_timeout(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::REQUEST_TIMEOUT, code::BODY_TIMEOUT, message)
     }
 
     pub fn batch_too_large(message: impl Into<String>) -> ApiError {

@@ -1,11 +1,12 @@
 //! Request extractors whose rejections are our JSON errors, never axum's plain-text ones.
 //!
 //! [`JsonBody`] checks the content type (415), reads the body under the router's
-//! `DefaultBodyLimit` (413) and parses it (400 `malformed_json`), and keeps the raw bytes so a
+//! `DefaultBodyLimit` (413) within `REQUEST_BODY_TIMEOUT` (408) and parses it (400 `malformed_json`), and keeps the raw bytes so a
 //! follower can forward exactly what the client sent. [`Params`] and [`PathText`] turn query and
 //! path rejections into 400 `invalid_parameter`. This file never interprets a command.
 
 use super::errors::ApiError;
+use crate::limits::REQUEST_BODY_TIMEOUT;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::header::CONTENT_TYPE;
@@ -42,26 +43,38 @@ where
                 "the body must be JSON, sent with `content-type: application/json`",
             ));
         }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::body_too_large(format!(
-                        "the body is larger than {} bytes",
-                        crate::limits::REQUEST_BYTES_MAX
-                    ))
-                } else {
-                    ApiError::malformed_json(format!(
-                        "the body could not be read: {}",
-                        rejection.body_text()
-                    ))
-                }
-            })?;
-        let value = serde_json::from_slice(&bytes).map_err(|error| {
-            ApiError::malformed_json(format!("the body does not match the schema: {error}"))
+        // A body that does not arrive in time would hold one of the in-flight permits for as
+        // long as the client likes: a few hundred idle connections would lock everyone out.
+        let read = Bytes::from_request(request, state);
+        let Ok(read) = tokio::time::timeout(REQUEST_BODY_TIMEOUT, read).await else {
+            return Err(ApiError::body_timeout(format!(
+                "the body did not arrive within {} s of the headers",
+                REQUEST_BODY_TIMEOUT.as_secs()
+            )));
+        };
+        let bytes = read.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::body_too_large(format!(
+                    "the body is larger than {} bytes",
+                    crate::limits::REQUEST_BYTES_MAX
+                ))
+            } else {
+                ApiError::malformed_json(format!(
+                    "the body could not be read: {}",
+                    rejection.body_text()
+                ))
+            }
         })?;
+        let value = parse_json(&bytes)?;
         Ok(JsonBody { value, bytes })
     }
+}
+
+/// Parses a JSON body; `400 malformed_json` if it is not JSON or does not match the schema.
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|error| {
+        ApiError::malformed_json(format!("the body does not match the schema: {error}"))
+    })
 }
 
 /// Query parameters; a rejection is `400 invalid_parameter`.

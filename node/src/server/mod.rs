@@ -15,7 +15,7 @@
 //!   `extract.rs` the request extractors; `forward.rs` follower-to-leader forwarding;
 //!   `signing.rs` the bytes a browser signs (`POST /v1/commands/canonical`), `audit.rs` the
 //!   audit of the journal on request (`GET /v1/audit/verify`), `console.rs` the web console's
-//!   embedded files (`/console/`).
+//!   embedded files (`/console/`), `inputs.rs` the same parsers as plain functions, for the fuzz targets in `fuzz/`.
 //! - `errors.rs`: the one mapping from ledger reasons and node errors to HTTP status and
 //!   `{code, message}`; `metrics.rs`: the Prometheus registry behind `/metrics`.
 //!
@@ -34,6 +34,7 @@ mod console;
 pub mod errors;
 mod extract;
 mod forward;
+pub mod inputs;
 mod market;
 mod metrics;
 mod node_files;

@@ -88,6 +88,10 @@ fn allowed_edges() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
             "tests",
             BTreeSet::from(["ledger", "market", "proto", "node"]),
         ),
+        (
+            "fuzz",
+            BTreeSet::from(["ledger", "market", "proto", "node"]),
+        ),
     ])
 }
 
@@ -239,7 +243,7 @@ fn every_module_opens_with_a_doc_comment() {
     let root = workspace_root();
     let mut failures = Vec::new();
     let mut count = 0;
-    for dir in ["ledger", "market", "node", "proto", "tests"] {
+    for dir in ["ledger", "market", "node", "proto", "tests", "fuzz"] {
         let mut files = Vec::new();
         rust_files(&root.join(dir), &mut files);
         for file in files {
@@ -263,7 +267,7 @@ fn no_test_is_skipped_or_expects_a_panic() {
     let patterns = [format!("#[{}", "ignore"), format!("#[{}", "should_panic")];
     let root = workspace_root();
     let mut failures = Vec::new();
-    for dir in ["ledger", "market", "node", "proto", "tests"] {
+    for dir in ["ledger", "market", "node", "proto", "tests", "fuzz"] {
         let mut files = Vec::new();
         rust_files(&root.join(dir), &mut files);
         for file in files {
