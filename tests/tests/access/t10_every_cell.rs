@@ -66,15 +66,20 @@ fn every_cell_holds() {
                 cells += 1;
                 requests += 1;
             }
-        } else if method == "GET" {
-            // Reads carry no identity: one request answers for all seven cells, which the
-            // table must therefore make equal.
+        } else if method == "GET" || path == "/v1/commands/canonical" {
+            // Reads (and the canonical-bytes helper, which reads nothing and signs nothing)
+            // carry no identity: one request answers for all seven cells, which the table must
+            // therefore make equal.
             let first = &by_role[ROLES[0]];
             assert!(
                 ROLES.iter().all(|role| by_role[role] == *first),
                 "{route}: a read cannot tell roles apart, yet its cells differ"
             );
-            let answer = read_call(&cluster, path);
+            let answer = if method == "GET" {
+                read_call(&cluster, path)
+            } else {
+                canonical_call(&cluster)
+            };
             for role in ROLES {
                 check(&route, role, &by_role[role], &answer, None);
                 cells += 1;
@@ -272,7 +277,9 @@ fn read_call(cluster: &Cluster, path: &str) -> RawResponse {
     let mut url = format!(
         "{}{}",
         cluster.url(2),
-        path.replace("{id}", id).replace("{index}", "1")
+        path.replace("{id}", id)
+            .replace("{index}", "1")
+            .replace("{file}", "app.js")
     );
     if path.starts_with("/v1/market/") {
         url.push_str("?product=GPUH:H100/CNY");
@@ -284,6 +291,27 @@ fn read_call(cluster: &Cluster, path: &str) -> RawResponse {
         .api()
         .raw("GET", &url, None, None, Vec::new())
         .unwrap_or_else(|error| panic!("GET {url}: {error}"))
+}
+
+/// `POST /v1/commands/canonical` with an unsigned command body, as the web console sends it.
+fn canonical_call(cluster: &Cluster) -> RawResponse {
+    let body = serde_json::json!({
+        "signer": "acc-sme",
+        "key": hex(&demo_key("acc-sme").public_key().0),
+        "nonce": "1",
+        "expires_at_ns": "1",
+        "command": {"cancel_order": {"order_id": "1"}},
+    });
+    cluster
+        .api()
+        .raw(
+            "POST",
+            &format!("{}/v1/commands/canonical", cluster.url(2)),
+            Some("application/json"),
+            None,
+            serde_json::to_vec(&body).expect("JSON"),
+        )
+        .unwrap_or_else(|error| panic!("POST /v1/commands/canonical: {error}"))
 }
 
 /// The status and headers of an event stream, without waiting for its (endless) body.
