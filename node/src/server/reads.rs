@@ -383,6 +383,13 @@ pub(crate) async fn head(
     json_answer(&json!({ "head": head, "checkpoint": checkpoint }))
 }
 
+/// The body of `GET /v1/journal`.
+#[derive(Serialize)]
+struct JournalPage {
+    entries: Vec<ledger::JournalEntry>,
+    first_index: u64,
+}
+
 /// `GET /v1/journal?from=&limit=`.
 pub(crate) async fn journal(
     State(api): State<ApiState>,
@@ -412,9 +419,14 @@ pub(crate) async fn journal(
     let applied = api.applied.clone();
     let read = move || {
         let first_index = applied.first_journal_index();
+        // Serialised straight from the entries: a `serde_json::Value` of a page of large
+        // batches took over a GiB (tests/bench/README.md, "RSS is read before the check").
         applied
             .journal_range(from, limit)
-            .map(|entries| json!({ "entries": entries, "first_index": first_index }))
+            .map(|entries| JournalPage {
+                entries,
+                first_index,
+            })
     };
     match tokio::task::spawn_blocking(read).await {
         Ok(Ok(body)) => Json(body).into_response(),
