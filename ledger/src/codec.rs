@@ -73,8 +73,7 @@ pub fn encode_to_writer<T: Serialize + ?Sized, W: std::io::Write>(
 
 /// Appends a value's canonical bytes to `buffer` (used to hash without an extra allocation).
 pub fn encode_into<T: Serialize + ?Sized>(value: &T, buffer: &mut Vec<u8>) {
-    let bytes = encode(value);
-    buffer.extend_from_slice(&bytes);
+    encode_to_writer(value, buffer).expect("writing to memory has no I/O errors");
 }
 
 /// Decodes with bincode's byte budget set to `CLAIM_BYTES_MAX`, at least the input's length.

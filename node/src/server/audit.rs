@@ -15,12 +15,12 @@
 //! decides what is valid: `ledger::audit` does.
 
 use super::errors::ApiError;
-use super::extract::{parse_bounded, Params};
-use super::reads::storage_error;
+use super::extract::Params;
+use super::reads::{journal_page, storage_error};
 use super::routes::ApiState;
 use crate::limits::{
     AUDIT_CHECKPOINT_DEADLINE, AUDIT_VERIFICATIONS_MAX, AUDIT_VERIFY_ENTRIES_MAX,
-    JOURNAL_PAGE_ENTRIES_DEFAULT, JOURNAL_PAGE_ENTRIES_MAX, JOURNAL_STORE_POLL, JOURNAL_STORE_WAIT,
+    JOURNAL_PAGE_ENTRIES_MAX, JOURNAL_STORE_POLL, JOURNAL_STORE_WAIT,
 };
 use crate::raft_types::NodeId;
 use crate::storage::{AppliedState, ReadError};
@@ -189,19 +189,7 @@ pub(crate) async fn raw_journal(
     State(api): State<ApiState>,
     Params(params): Params<RawParams>,
 ) -> Response {
-    let page = || -> Result<(u64, usize), ApiError> {
-        let from = parse_bounded("from", params.from.as_deref(), 1, 0, u64::MAX)?;
-        let limit = parse_bounded(
-            "limit",
-            params.limit.as_deref(),
-            JOURNAL_PAGE_ENTRIES_DEFAULT as u64,
-            1,
-            JOURNAL_PAGE_ENTRIES_MAX as u64,
-        )?;
-        // `limit` is at most JOURNAL_PAGE_ENTRIES_MAX, which fits in usize.
-        Ok((from, limit as usize))
-    };
-    let (from, limit) = match page() {
+    let (from, limit) = match journal_page(params.from.as_deref(), params.limit.as_deref()) {
         Ok(page) => page,
         Err(error) => return error.into_response(),
     };

@@ -383,6 +383,23 @@ pub(crate) async fn head(
     json_answer(&json!({ "head": head, "checkpoint": checkpoint }))
 }
 
+/// The `from` and `limit` of a journal page (`GET /v1/journal`, `GET /v1/journal/raw`).
+pub(crate) fn journal_page(
+    from: Option<&str>,
+    limit: Option<&str>,
+) -> Result<(u64, usize), ApiError> {
+    let from = parse_bounded("from", from, 1, 0, u64::MAX)?;
+    let limit = parse_bounded(
+        "limit",
+        limit,
+        JOURNAL_PAGE_ENTRIES_DEFAULT as u64,
+        1,
+        JOURNAL_PAGE_ENTRIES_MAX as u64,
+    )?;
+    // `limit` is at most JOURNAL_PAGE_ENTRIES_MAX, which fits in usize.
+    Ok((from, limit as usize))
+}
+
 /// The body of `GET /v1/journal`.
 #[derive(Serialize)]
 struct JournalPage {
@@ -397,19 +414,7 @@ pub(crate) async fn journal(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let page = || -> Result<(u64, usize), ApiError> {
-        let from = parse_bounded("from", params.from.as_deref(), 1, 0, u64::MAX)?;
-        let limit = parse_bounded(
-            "limit",
-            params.limit.as_deref(),
-            JOURNAL_PAGE_ENTRIES_DEFAULT as u64,
-            1,
-            JOURNAL_PAGE_ENTRIES_MAX as u64,
-        )?;
-        // `limit` is at most JOURNAL_PAGE_ENTRIES_MAX, which fits in usize.
-        Ok((from, limit as usize))
-    };
-    let (from, limit) = match page() {
+    let (from, limit) = match journal_page(params.from.as_deref(), params.limit.as_deref()) {
         Ok(page) => page,
         Err(error) => return error.into_response(),
     };
