@@ -14,9 +14,12 @@
 
 pub mod agent;
 pub mod bench;
+pub mod blocking;
 pub mod cli;
 pub mod limits;
 pub mod network;
+pub mod raft_runtime;
 pub mod raft_types;
 pub mod server;
+pub mod sim;
 pub mod storage;

@@ -69,6 +69,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = NodeInfo,
         SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = crate::raft_runtime::NodeRuntime,
 );
 
 /// The Raft handle used throughout the node.

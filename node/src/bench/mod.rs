@@ -27,7 +27,7 @@ pub mod orders;
 pub mod recovery;
 mod report;
 mod verify;
-mod world;
+pub(crate) mod world;
 
 use clap::{Args, Subcommand};
 use std::process::ExitCode;

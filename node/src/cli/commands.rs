@@ -286,6 +286,7 @@ pub async fn run(command: TopCommand) -> anyhow::Result<ExitCode> {
         | TopCommand::Vouchers(_)
         | TopCommand::Audit { .. }
         | TopCommand::Bench(_)
+        | TopCommand::Sim(_)
         | TopCommand::Agent(_) => bail!("internal error: this command is not dispatched here"),
     }
 }

@@ -111,6 +111,9 @@ pub enum TopCommand {
     },
     /// Run a benchmark and print its figures (see tests/bench/README.md).
     Bench(crate::bench::BenchArgs),
+    /// Run seeds of the deterministic cluster simulation with faults, each judged by the
+    /// history checker (see spec/simulation.md).
+    Sim(crate::sim::SimArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -590,6 +593,8 @@ pub fn parse_member(text: &str) -> Result<cluster::Member, String> {
 pub fn init_tracing(cli: &Cli) {
     let default = match cli.command {
         TopCommand::Node { .. } | TopCommand::Dev(_) | TopCommand::Agent(_) => "info",
+        // Faults make openraft warn all the time; the checker's verdict is the output.
+        TopCommand::Sim(_) => "error,openraft=off",
         _ => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -623,6 +628,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         TopCommand::Vouchers(command) => vouchers::run(command).await,
         TopCommand::Audit { command } => audit::run(command).await,
         TopCommand::Bench(args) => crate::bench::run(args).await,
+        TopCommand::Sim(args) => tokio::task::spawn_blocking(move || crate::sim::run(args))
+            .await
+            .map_err(|error| anyhow::anyhow!("the simulation stopped: {error}"))?,
         other => commands::run(other).await,
     }
 }

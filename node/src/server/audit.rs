@@ -117,7 +117,7 @@ async fn run(api: &ApiState, params: VerifyParams) -> Result<Value, ApiError> {
         Vec::new()
     };
     let applied = api.applied.clone();
-    let entries = tokio::task::spawn_blocking(move || entries_up_to(&applied, to))
+    let entries = crate::blocking::run(move || entries_up_to(&applied, to))
         .await
         .map_err(|error| ApiError::internal(format!("reading the journal: {error}")))?
         .map_err(storage_error)?;
@@ -145,7 +145,7 @@ async fn run(api: &ApiState, params: VerifyParams) -> Result<Value, ApiError> {
         reports,
     );
     let trusted_for_check = trusted.clone();
-    let outcome = tokio::task::spawn_blocking(move || verify_export(&exported, &trusted_for_check))
+    let outcome = crate::blocking::run(move || verify_export(&exported, &trusted_for_check))
         .await
         .map_err(|error| ApiError::internal(format!("verifying the export: {error}")))?;
     let checkpoints: Vec<Value> = checkpoints
@@ -204,7 +204,7 @@ pub(crate) async fn raw_journal(
             json!({ "entries": entries, "first_index": first_index })
         })
     };
-    match tokio::task::spawn_blocking(read).await {
+    match crate::blocking::run(read).await {
         Ok(Ok(body)) => Json(body).into_response(),
         Ok(Err(error)) => storage_error(error).into_response(),
         Err(error) => ApiError::internal(format!("reading the journal: {error}")).into_response(),

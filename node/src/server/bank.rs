@@ -461,7 +461,7 @@ fn statement_input(
 async fn blocking<T: Serialize + Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Response {
-    match tokio::task::spawn_blocking(work).await {
+    match crate::blocking::run(work).await {
         Ok(Ok(value)) => json_answer(&value),
         Ok(Err(error)) => error.into_response(),
         Err(error) => {

@@ -46,7 +46,10 @@ mod signing;
 mod vouchers;
 mod writes;
 
+pub(crate) use config::raft_config_with;
 pub use config::{raft_config, NodeConfig};
 pub use metrics::METRIC_NAMES;
 pub use node_files::{ADMIN_TOKEN_FILE, NODE_KEY_FILE, PID_FILE};
+pub(crate) use proposer::WallClock;
 pub use runtime::{run_node, start_node, RunningNode};
+pub(crate) use runtime::{start_core, Core, CoreConfig};

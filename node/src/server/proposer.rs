@@ -65,9 +65,10 @@ impl Proposer {
         raft: Raft,
         applied: AppliedState,
         metrics: Arc<Metrics>,
+        clock: WallClock,
     ) -> (Proposer, JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(PROPOSAL_QUEUE_LENGTH_MAX);
-        let task = tokio::spawn(run(raft, applied, metrics, receiver));
+        let task = tokio::spawn(run(raft, applied, metrics, clock, receiver));
         (Proposer { queue }, task)
     }
 
@@ -111,6 +112,27 @@ pub(crate) async fn await_applied(
             "the proposer stopped before the command was applied".to_owned(),
         )),
         Err(_) => Err(ProposeError::Timeout),
+    }
+}
+
+/// Where the proposer reads the wall clock, in nanoseconds since the Unix epoch: the system
+/// clock ([`WallClock::system`]), or the simulator's clock of one node, which may be skewed.
+#[derive(Clone)]
+pub struct WallClock(Arc<dyn Fn() -> u64 + Send + Sync>);
+
+impl WallClock {
+    /// The system clock.
+    pub fn system() -> WallClock {
+        WallClock(Arc::new(wall_clock_ns))
+    }
+
+    /// A clock that reads `now`.
+    pub fn from_fn(now: impl Fn() -> u64 + Send + Sync + 'static) -> WallClock {
+        WallClock(Arc::new(now))
+    }
+
+    fn now_ns(&self) -> u64 {
+        (self.0)()
     }
 }
 
@@ -164,6 +186,7 @@ async fn run(
     raft: Raft,
     applied: AppliedState,
     metrics: Arc<Metrics>,
+    clock: WallClock,
     mut receiver: mpsc::Receiver<Waiter>,
 ) {
     let slots = Arc::new(Semaphore::new(PROPOSALS_IN_FLIGHT_MAX));
@@ -192,7 +215,7 @@ async fn run(
         carried = drain(&mut receiver, &mut group, bytes);
 
         let applied_last_ns = applied.read(|ledger| ledger.last_timestamp_ns());
-        let wall_clock_ns = wall_clock_ns();
+        let wall_clock_ns = clock.now_ns();
         let mut commands = Vec::with_capacity(group.len());
         let mut replies = Vec::with_capacity(group.len());
         for waiter in group {

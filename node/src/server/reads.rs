@@ -362,7 +362,7 @@ pub(crate) async fn state(State(api): State<ApiState>) -> Response {
             "last_applied": state.last_applied.map_or(0, |log_id| log_id.index),
         })
     };
-    match tokio::task::spawn_blocking(work).await {
+    match crate::blocking::run(work).await {
         Ok(body) => Json(body).into_response(),
         Err(error) => ApiError::internal(format!("hashing the state: {error}")).into_response(),
     }
@@ -433,7 +433,7 @@ pub(crate) async fn journal(
                 first_index,
             })
     };
-    match tokio::task::spawn_blocking(read).await {
+    match crate::blocking::run(read).await {
         Ok(Ok(body)) => Json(body).into_response(),
         Ok(Err(error)) => storage_error(error).into_response(),
         Err(error) => ApiError::internal(format!("reading the journal: {error}")).into_response(),
@@ -499,7 +499,7 @@ pub(crate) async fn account_transfers(
     let applied = api.applied.clone();
     // One more than the page, to know whether another page follows.
     let read = move || applied.account_transfers(id, after, limit + 1);
-    let mut transfers = match tokio::task::spawn_blocking(read).await {
+    let mut transfers = match crate::blocking::run(read).await {
         Ok(Ok(transfers)) => transfers,
         Ok(Err(error)) => return storage_error(error).into_response(),
         Err(error) => {

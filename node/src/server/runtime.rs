@@ -11,15 +11,17 @@ use super::config::{raft_config_from_env, NodeConfig};
 use super::forward::Forwarder;
 use super::metrics::Metrics;
 use super::node_files;
-use super::proposer::Proposer;
+use super::proposer::{Proposer, WallClock};
 use super::routes::{self, Api};
 use crate::limits::SHUTDOWN_GRACE;
 use crate::network::{
     raft_service_with_faults, serve_service, Faults, FaultyNetwork, Network, NetworkConfig,
 };
-use crate::raft_types::{NodeId, NodeInfo, Raft};
+use crate::raft_types::{NodeId, NodeInfo, Raft, TypeConfig};
 use crate::storage::{self, AppliedState};
 use anyhow::{anyhow, Context};
+use ledger::SigningKey;
+use openraft::RaftNetworkFactory;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -89,48 +91,41 @@ pub async fn start_node(config: NodeConfig) -> anyhow::Result<RunningNode> {
     let node_key = node_files::load_or_create_node_key(&data_dir)?;
     let admin_token = node_files::load_or_create_admin_token(&data_dir)?;
 
-    let (log_store, state_machine, applied) = storage::open(&data_dir)
-        .await
-        .map_err(|error| anyhow!("opening storage in {}: {error}", data_dir.display()))?;
-    let snapshot_due = state_machine.snapshot_due_handle();
     let faults = Faults::new(id);
     let network = FaultyNetwork::new(
         id,
         Network::new(id, NetworkConfig::default()),
         faults.clone(),
     );
-    let raft = Raft::new(
-        id,
-        raft_config_from_env()?,
-        network,
-        log_store,
-        state_machine,
-    )
-    .await
-    .map_err(|error| anyhow!("starting Raft: {error}"))?;
-
     let (failure_sender, failures) = mpsc::channel(4);
     let (stop_raft_server, stop_raft_receiver) = watch::channel(false);
-    {
-        // A snapshot once enough journal has been applied since the last (`SnapshotDue`),
-        // until the node stops.
-        let raft = raft.clone();
-        let mut stop = stop_raft_server.subscribe();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = snapshot_due.due() => {}
-                    _ = stop.changed() => return,
-                }
-                tracing::info!("enough journal since the last snapshot: building one");
-                if let Err(error) = raft.trigger().snapshot().await {
-                    // Raft has stopped; the fatal-error watch below ends the node.
-                    tracing::warn!(%error, "cannot trigger a snapshot");
-                    return;
-                }
-            }
-        });
-    }
+    let (stop_http, stop_http_receiver) = watch::channel(false);
+    let core = start_core(
+        CoreConfig {
+            id,
+            data_dir: data_dir.clone(),
+            node_info: NodeInfo {
+                raft_addr: raft_addr.to_string(),
+                http_addr: http_addr.to_string(),
+            },
+            raft_config: raft_config_from_env()?,
+            node_key,
+            admin_token,
+            faults: faults.clone(),
+            enable_fault_admin,
+            clock: WallClock::system(),
+        },
+        network,
+        stop_raft_server.subscribe(),
+        stop_http_receiver.clone(),
+    )
+    .await?;
+    let Core {
+        raft,
+        applied,
+        router: app,
+        proposer_task,
+    } = core;
     let service = raft_service_with_faults(raft.clone(), faults.clone());
     let raft_server = {
         let failure_sender = failure_sender.clone();
@@ -168,30 +163,6 @@ pub async fn start_node(config: NodeConfig) -> anyhow::Result<RunningNode> {
         });
     }
 
-    let metrics = Arc::new(Metrics::new(id).context("registering the metrics")?);
-    let (proposer, proposer_task) = Proposer::start(raft.clone(), applied.clone(), metrics.clone());
-    let (stop_http, stop_http_receiver) = watch::channel(false);
-    let api = Arc::new(Api {
-        node_id: id,
-        node_info: NodeInfo {
-            raft_addr: raft_addr.to_string(),
-            http_addr: http_addr.to_string(),
-        },
-        raft: raft.clone(),
-        applied: applied.clone(),
-        proposer,
-        forwarder: Forwarder::new(id, metrics.clone()),
-        metrics,
-        node_key,
-        admin_token,
-        faults,
-        enable_fault_admin,
-        membership_lock: Mutex::new(()),
-        requests_in_flight: routes::requests_in_flight(),
-        alert_streams: routes::alert_streams(),
-        stopping: stop_http_receiver.clone(),
-    });
-    let app = routes::router(api);
     let http_server = tokio::spawn(async move {
         let result = axum::serve(http_listener, app)
             .with_graceful_shutdown(stopped(stop_http_receiver))
@@ -222,6 +193,107 @@ pub async fn start_node(config: NodeConfig) -> anyhow::Result<RunningNode> {
         raft_server,
         proposer: proposer_task,
         failures,
+    })
+}
+
+/// What a node is assembled from before any listener (a served node and a simulated one alike).
+pub(crate) struct CoreConfig {
+    pub id: NodeId,
+    pub data_dir: PathBuf,
+    /// The addresses this node advertises (the simulator's nodes advertise no HTTP address, so
+    /// a follower answers `503` instead of forwarding).
+    pub node_info: NodeInfo,
+    pub raft_config: Arc<openraft::Config>,
+    pub node_key: SigningKey,
+    pub admin_token: String,
+    pub faults: Faults,
+    pub enable_fault_admin: bool,
+    pub clock: WallClock,
+}
+
+/// A node's storage, Raft, proposer and HTTP router, started by [`start_core`].
+pub(crate) struct Core {
+    pub raft: Raft,
+    pub applied: AppliedState,
+    pub router: axum::Router,
+    pub proposer_task: JoinHandle<()>,
+}
+
+/// Opens the node's storage (which may replay the journal), starts Raft over `network`, the
+/// snapshot trigger (until `stop_snapshots` turns true) and the proposer, and builds the HTTP
+/// router, whose streams end when `stopping` turns true.
+pub(crate) async fn start_core<N>(
+    config: CoreConfig,
+    network: N,
+    mut stop_snapshots: watch::Receiver<bool>,
+    stopping: watch::Receiver<bool>,
+) -> anyhow::Result<Core>
+where
+    N: RaftNetworkFactory<TypeConfig>,
+{
+    let CoreConfig {
+        id,
+        data_dir,
+        node_info,
+        raft_config,
+        node_key,
+        admin_token,
+        faults,
+        enable_fault_admin,
+        clock,
+    } = config;
+    let (log_store, state_machine, applied) = storage::open(&data_dir)
+        .await
+        .map_err(|error| anyhow!("opening storage in {}: {error}", data_dir.display()))?;
+    let snapshot_due = state_machine.snapshot_due_handle();
+    let raft = Raft::new(id, raft_config, network, log_store, state_machine)
+        .await
+        .map_err(|error| anyhow!("starting Raft: {error}"))?;
+    {
+        // A snapshot once enough journal has been applied since the last (`SnapshotDue`),
+        // until the node stops.
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = stop_snapshots.changed() => return,
+                    () = snapshot_due.due() => {}
+                }
+                tracing::info!("enough journal since the last snapshot: building one");
+                if let Err(error) = raft.trigger().snapshot().await {
+                    // Raft has stopped; the fatal-error watch ends the node.
+                    tracing::warn!(%error, "cannot trigger a snapshot");
+                    return;
+                }
+            }
+        });
+    }
+    let metrics = Arc::new(Metrics::new(id).context("registering the metrics")?);
+    let (proposer, proposer_task) =
+        Proposer::start(raft.clone(), applied.clone(), metrics.clone(), clock);
+    let api = Arc::new(Api {
+        node_id: id,
+        node_info,
+        raft: raft.clone(),
+        applied: applied.clone(),
+        proposer,
+        forwarder: Forwarder::new(id, metrics.clone()),
+        metrics,
+        node_key,
+        admin_token,
+        faults,
+        enable_fault_admin,
+        membership_lock: Mutex::new(()),
+        requests_in_flight: routes::requests_in_flight(),
+        alert_streams: routes::alert_streams(),
+        stopping,
+    });
+    Ok(Core {
+        raft,
+        applied,
+        router: routes::router(api),
+        proposer_task,
     })
 }
 

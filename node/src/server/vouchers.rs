@@ -199,7 +199,7 @@ async fn entry_hashes(
             })
             .collect::<Result<BTreeMap<_, _>, ReadError>>()
     };
-    match tokio::task::spawn_blocking(read).await {
+    match crate::blocking::run(read).await {
         Ok(Ok(hashes)) => Ok(hashes),
         Ok(Err(error)) => Err(storage_error(error)),
         Err(error) => Err(ApiError::internal(format!("reading the journal: {error}"))),
@@ -470,7 +470,7 @@ pub(crate) async fn checkpoint(State(api): State<ApiState>, PathText(index): Pat
     } else {
         let applied = api.applied.clone();
         let first_index = applied.first_journal_index();
-        match tokio::task::spawn_blocking(move || stored_entry(&applied, index)).await {
+        match crate::blocking::run(move || stored_entry(&applied, index)).await {
             Ok(Ok(Some(entry))) => entry.head(),
             Ok(Ok(None)) => {
                 return storage_error(ReadError::JournalNotStored {

@@ -161,7 +161,7 @@ fn check(command: &SignedCommand) -> Result<usize, ApiError> {
 async fn check_all(
     commands: Vec<SignedCommand>,
 ) -> Result<Vec<(SignedCommand, Result<usize, ApiError>)>, ApiError> {
-    tokio::task::spawn_blocking(move || {
+    crate::blocking::run(move || {
         commands
             .into_iter()
             .map(|command| {

@@ -510,7 +510,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 inner.wal.newest_file()
             };
             if let Some(file) = file {
-                file.sync_data()
+                wal::sync_segment(&file)
                     .map_err(|error| io_error(ErrorSubject::Logs, ErrorVerb::Write, &error))?;
             }
             Ok(())

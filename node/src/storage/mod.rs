@@ -28,6 +28,7 @@ mod account_index;
 mod applied_state;
 mod durable_file;
 mod log_store;
+pub mod sim_disk;
 mod snapshot;
 mod state_machine;
 mod wal;
@@ -123,7 +124,7 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T, StorageError<NodeId>> + Send + 'static,
 {
-    match tokio::task::spawn_blocking(work).await {
+    match crate::blocking::run(work).await {
         Ok(result) => result,
         Err(join_error) => Err(io_error(ErrorSubject::Store, ErrorVerb::Write, &join_error)),
     }

@@ -58,6 +58,14 @@ pub(crate) struct Wal {
     record_bytes_max: usize,
 }
 
+/// Makes a segment's written bytes durable. Every sync of a segment goes through here, so the
+/// simulator's disk model (`sim_disk.rs`) knows what a power loss keeps.
+pub(crate) fn sync_segment(file: &File) -> io::Result<()> {
+    file.sync_data()?;
+    super::sim_disk::note_synced(file);
+    Ok(())
+}
+
 fn segment_file_name(segment_id: u64) -> String {
     format!("{SEGMENT_PREFIX}{segment_id:020}{SEGMENT_SUFFIX}")
 }
@@ -224,7 +232,7 @@ impl Wal {
                     "truncating a torn tail of the Raft log"
                 );
                 file.set_len(torn.offset)?;
-                file.sync_data()?;
+                sync_segment(&file)?;
                 length = torn.offset;
             }
             wal.segments.insert(
@@ -301,7 +309,7 @@ impl Wal {
                     "new segment {segment_id} would not be newer than segment {newest_id}"
                 )));
             }
-            newest.file.sync_data()?;
+            sync_segment(&newest.file)?;
         }
         let path = self.dir.join(segment_file_name(segment_id));
         let file = OpenOptions::new()
@@ -310,7 +318,7 @@ impl Wal {
             .create_new(true)
             .open(&path)?;
         file.write_all_at(&SEGMENT_MAGIC, 0)?;
-        file.sync_data()?;
+        sync_segment(&file)?;
         sync_dir(&self.dir)?;
         self.segments.insert(
             segment_id,
@@ -334,7 +342,7 @@ impl Wal {
     /// were synced when the next one was started).
     pub(crate) fn sync(&self) -> io::Result<()> {
         match self.newest_file() {
-            Some(file) => file.sync_data(),
+            Some(file) => sync_segment(&file),
             None => Ok(()),
         }
     }
@@ -404,7 +412,7 @@ impl Wal {
             .get_mut(&location.segment_id)
             .ok_or_else(|| io::Error::other(format!("no segment {}", location.segment_id)))?;
         segment.file.set_len(location.offset)?;
-        segment.file.sync_data()?;
+        sync_segment(&segment.file)?;
         segment.bytes = location.offset;
         Ok(())
     }

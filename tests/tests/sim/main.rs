@@ -1,0 +1,52 @@
+//! Test area `sim`: the deterministic cluster simulation (`cbank sim`, `spec/simulation.md`),
+//! run as a person runs it (the `cbank` binary).
+//!
+//! - `t10_seeds`: 50 seeds under every kind of fault, every one judged by the history checker;
+//!   all must pass, and every kind of fault must have been injected.
+//! - `t20_reproducible`: one seed run twice gives the same history digest.
+//!
+//! Run with `cargo test --workspace --test sim`.
+
+mod t10_seeds;
+mod t20_reproducible;
+
+use serde_json::Value;
+use std::process::{Command, Stdio};
+
+/// What `cbank sim <args>` printed, and whether it succeeded.
+pub struct Run {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// The JSON object on the last line of stdout (panics, showing the output, if there is none).
+    pub fn json(&self) -> Value {
+        let last = self.stdout.lines().last().unwrap_or_default();
+        serde_json::from_str(last).unwrap_or_else(|error| {
+            panic!(
+                "the last line is not JSON ({error}):\n{}\n--- stderr ---\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Runs `cbank sim <args>` to the end, its node files under a temporary folder.
+pub fn sim(args: &[&str]) -> Run {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let output = Command::new(tests::cbank_binary())
+        .arg("sim")
+        .args(args)
+        .arg("--dir")
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cbank sim");
+    Run {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
