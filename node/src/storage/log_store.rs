@@ -509,10 +509,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 inner.write_entries(&entries)?;
                 inner.wal.newest_file()
             };
-            if let Some(file) = file {
-                wal::sync_segment(&file)
-                    .map_err(|error| io_error(ErrorSubject::Logs, ErrorVerb::Write, &error))?;
-            }
+            // PLANTED BUG (issue 8 demonstration): acknowledge the append without syncing it.
+            let _ = file;
             Ok(())
         })
         .await;
