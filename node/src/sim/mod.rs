@@ -35,7 +35,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Once, PoisonError};
 use std::time::{Duration, Instant};
 use workload::{Client, History, CLIENTS};
 
@@ -94,14 +94,53 @@ impl SeedReport {
     }
 }
 
+/// Panics on the simulation's threads, by thread name: a task that panics (openraft's core,
+/// a request handler) fails its seed, however the cluster carried on without it.
+static PANICS: Mutex<BTreeMap<String, Vec<String>>> = Mutex::new(BTreeMap::new());
+
+/// Records panics on threads named `sim-*` in [`PANICS`] instead of printing them; other
+/// threads keep the default hook.
+fn record_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let thread = std::thread::current();
+            match thread.name() {
+                Some(name) if name.starts_with("sim-") => {
+                    let message = info.to_string().replace('\n', " ");
+                    PANICS
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .entry(name.to_owned())
+                        .or_default()
+                        .push(message);
+                }
+                _ => default(info),
+            }
+        }));
+    });
+}
+
+/// The panics recorded on thread `name`, removed.
+fn take_panics(name: &str) -> Vec<String> {
+    PANICS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(name)
+        .unwrap_or_default()
+}
+
 /// Runs one seed on a thread of its own (fresh thread-local random source, inline blocking
 /// work and disk model) and reports it. Never panics the caller: a panic is a problem found.
 pub fn run_seed(seed: u64, dir: &Path) -> SeedReport {
+    record_panics();
     let seed_dir = dir.join(format!("cbank-sim-{seed}"));
     let started = Instant::now();
     let thread_dir = seed_dir.clone();
+    let thread_name = format!("sim-{seed}");
     let joined = std::thread::Builder::new()
-        .name(format!("sim-{seed}"))
+        .name(thread_name.clone())
         .spawn(move || {
             crate::raft_runtime::seed_raft_rng(seed);
             crate::blocking::run_inline_on_this_thread();
@@ -121,7 +160,7 @@ pub fn run_seed(seed: u64, dir: &Path) -> SeedReport {
         .and_then(|thread| {
             thread
                 .join()
-                .map_err(|_| anyhow!("the simulation panicked (see the message above)"))
+                .map_err(|_| anyhow!("the simulation itself panicked"))
         });
     let mut report = match joined.and_then(|result| result) {
         Ok(report) => report,
@@ -136,6 +175,11 @@ pub fn run_seed(seed: u64, dir: &Path) -> SeedReport {
             real_s: 0.0,
         },
     };
+    report.problems.extend(
+        take_panics(&thread_name)
+            .into_iter()
+            .map(|panic| format!("a task panicked: {panic}")),
+    );
     report.real_s = started.elapsed().as_secs_f64();
     if report.passed() {
         let _ = std::fs::remove_dir_all(&seed_dir);
@@ -261,13 +305,8 @@ async fn simulate(seed: u64, dir: &Path) -> anyhow::Result<SeedReport> {
 
     let ops = history.ops();
     let observed = observe(&cluster)?;
-    let stats = match checker::check(&ops, &observed, &workload::read_accounts(&world)) {
-        Ok(stats) => stats,
-        Err(found) => {
-            problems.extend(found);
-            CheckStats::default()
-        }
-    };
+    let (stats, found) = checker::check(&ops, &observed, &workload::read_accounts(&world));
+    problems.extend(found);
     let virtual_s = cluster.elapsed_ns() as f64 / 1e9;
     let digest = digest(&ops, &observed);
     cluster.shutdown().await;
