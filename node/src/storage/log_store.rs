@@ -509,8 +509,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 inner.write_entries(&entries)?;
                 inner.wal.newest_file()
             };
-            // PLANTED BUG (issue 8 demonstration): acknowledge the append without syncing it.
-            let _ = file;
+            if let Some(file) = file {
+                wal::sync_segment(&file)
+                    .map_err(|error| io_error(ErrorSubject::Logs, ErrorVerb::Write, &error))?;
+            }
             Ok(())
         })
         .await;
