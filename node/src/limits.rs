@@ -243,6 +243,13 @@ const _: () = assert!(JOURNAL_PAGE_ENTRIES_DEFAULT <= JOURNAL_PAGE_ENTRIES_MAX);
 const _: () = assert!(ACCOUNT_TRANSFERS_PAGE_MAX < crate::storage::ACCOUNT_TRANSFERS_PAGE_MAX);
 const _: () = assert!(ACCOUNT_TRANSFERS_PAGE_DEFAULT <= ACCOUNT_TRANSFERS_PAGE_MAX);
 const _: () = assert!(BANK_LIST_PAGE_DEFAULT <= BANK_LIST_PAGE_MAX);
+/// Journal entries a node asks a peer for at a time when it fetches the journal before a
+/// snapshot it installed (`server/backfill.rs`).
+pub const BACKFILL_PAGE_ENTRIES: usize = 500;
+
+/// How often a node that lacks the start of the journal tries to fetch it.
+pub const BACKFILL_RETRY: Duration = Duration::from_secs(2);
+
 const _: () = assert!(MARKET_DEPTH_LEVELS_DEFAULT <= MARKET_DEPTH_LEVELS_MAX);
 const _: () = assert!(MARKET_CANDLES_DEFAULT <= MARKET_CANDLES_MAX);
 const _: () = assert!(MARKET_CANDLE_INTERVAL_S_DEFAULT <= MARKET_CANDLE_INTERVAL_S_MAX);
@@ -263,3 +270,4 @@ const _: () = assert!(WRITE_DEADLINE.as_millis() < FORWARD_DEADLINE.as_millis())
 const _: () = assert!(REQUEST_BODY_TIMEOUT.as_millis() < FORWARD_DEADLINE.as_millis());
 const _: () = assert!(crate::storage::JOURNAL_PAGE_BYTES_MAX * 3 <= FORWARDED_RESPONSE_BYTES_MAX);
 const _: () = assert!(AUDIT_CHECKPOINT_DEADLINE.as_millis() < READ_DEADLINE.as_millis());
+const _: () = assert!(BACKFILL_PAGE_ENTRIES <= crate::storage::JOURNAL_PAGE_ENTRIES_MAX);

@@ -28,6 +28,7 @@
 
 mod admin;
 mod audit;
+mod backfill;
 mod bank;
 mod config;
 mod console;
@@ -46,6 +47,7 @@ mod signing;
 mod vouchers;
 mod writes;
 
+pub(crate) use backfill::{Fetched, JournalSource};
 pub(crate) use config::raft_config_with;
 pub use config::{raft_config, NodeConfig};
 pub use metrics::METRIC_NAMES;

@@ -7,6 +7,7 @@
 //! get `SHUTDOWN_GRACE` to finish), then the proposer, then Raft, then the Raft server. This file
 //! never holds a business rule and never ignores a fatal Raft error: it ends the node.
 
+use super::backfill::{self, HttpJournalSource, JournalSource};
 use super::config::{raft_config_from_env, NodeConfig};
 use super::forward::Forwarder;
 use super::metrics::Metrics;
@@ -114,6 +115,7 @@ pub async fn start_node(config: NodeConfig) -> anyhow::Result<RunningNode> {
             faults: faults.clone(),
             enable_fault_admin,
             clock: WallClock::system(),
+            journal_source: Arc::new(HttpJournalSource::new()),
         },
         network,
         stop_raft_server.subscribe(),
@@ -209,6 +211,8 @@ pub(crate) struct CoreConfig {
     pub faults: Faults,
     pub enable_fault_admin: bool,
     pub clock: WallClock,
+    /// Where the node fetches the journal before a snapshot it installed.
+    pub journal_source: Arc<dyn JournalSource>,
 }
 
 /// A node's storage, Raft, proposer and HTTP router, started by [`start_core`].
@@ -241,6 +245,7 @@ where
         faults,
         enable_fault_admin,
         clock,
+        journal_source,
     } = config;
     let (log_store, state_machine, applied) = storage::open(&data_dir)
         .await
@@ -249,6 +254,12 @@ where
     let raft = Raft::new(id, raft_config, network, log_store, state_machine)
         .await
         .map_err(|error| anyhow!("starting Raft: {error}"))?;
+    tokio::spawn(backfill::run(
+        raft.clone(),
+        applied.clone(),
+        journal_source,
+        stop_snapshots.clone(),
+    ));
     {
         // A snapshot once enough journal has been applied since the last (`SnapshotDue`),
         // until the node stops.

@@ -12,7 +12,9 @@
 use crate::network::wire;
 use crate::network::{Faults, FaultyNetwork, Verdict};
 use crate::raft_types::{NodeId, NodeInfo, Raft, TypeConfig};
-use crate::server::{raft_config_with, start_core, Core, CoreConfig, WallClock};
+use crate::server::{
+    raft_config_with, start_core, Core, CoreConfig, Fetched, JournalSource, WallClock,
+};
 use crate::storage::{sim_disk, AppliedState};
 use anyhow::{anyhow, Context};
 use axum::body::Body;
@@ -49,8 +51,10 @@ pub(super) const CLIENT_LINK_BASE: NodeId = 100;
 /// The simulated wall clock starts at 2026-01-01T00:00:00Z (nanoseconds since the epoch).
 pub(super) const SIM_EPOCH_NS: u64 = 1_767_225_600_000_000_000;
 
-/// Raft entries between snapshots: low, so that seeds build, send and install snapshots.
-const SNAPSHOT_LOGS: u64 = 200;
+/// Raft entries between snapshots, and log entries kept after one: low, so that seeds build
+/// snapshots, purge the log, and catch lagging nodes up by sending a snapshot.
+const SNAPSHOT_LOGS: u64 = 100;
+const LOG_KEPT_AFTER_SNAPSHOT: u64 = 20;
 
 /// How long a client waits for an answer before calling the request lost.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(12);
@@ -63,8 +67,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The nodes that are up, by id: where [`Transport`] delivers.
-type Peers = Arc<Mutex<BTreeMap<NodeId, Raft>>>;
+/// The nodes that are up, by id: where [`Transport`] delivers and [`PeerJournals`] reads.
+type Peers = Arc<Mutex<BTreeMap<NodeId, (Raft, AppliedState)>>>;
 
 /// Node-to-node transport: each request and answer goes through the wire codec (as over
 /// tonic), and is handed to the target node's `Raft` in-process.
@@ -110,7 +114,10 @@ impl Connection {
         F: FnOnce(Raft, Q) -> Fut,
         Fut: Future<Output = Result<A, RaftError<NodeId, E>>>,
     {
-        let Some(raft) = lock(&self.peers).get(&self.target).cloned() else {
+        let Some(raft) = lock(&self.peers)
+            .get(&self.target)
+            .map(|(raft, _)| raft.clone())
+        else {
             return Err(self.unreachable("down"));
         };
         let codec_error = |error: ledger::codec::DecodeError| {
@@ -166,6 +173,29 @@ impl RaftNetwork<TypeConfig> for Connection {
     }
 }
 
+/// Where a simulated node fetches the journal before a snapshot it installed: the peer's
+/// stored journal, read in-process, over the same fault switchboard as Raft messages.
+struct PeerJournals {
+    source: NodeId,
+    peers: Peers,
+    faults: Faults,
+}
+
+impl JournalSource for PeerJournals {
+    fn fetch(&self, peer: NodeId, _info: &NodeInfo, from: u64, limit: usize) -> Fetched {
+        let answer = match self.faults.verdict(self.source, peer) {
+            Verdict::Deliver { .. } => match lock(&self.peers).get(&peer) {
+                Some((_, applied)) => applied
+                    .journal_range(from, limit)
+                    .map_err(|error| format!("node {peer}: {error}")),
+                None => Err(format!("node {peer} is down")),
+            },
+            Verdict::Cut | Verdict::Drop { .. } => Err(format!("node {peer} unreachable")),
+        };
+        Box::pin(async move { answer })
+    }
+}
+
 /// A node that is up.
 struct Running {
     raft: Raft,
@@ -207,8 +237,16 @@ pub(super) struct SimCluster {
 impl SimCluster {
     /// Starts three empty nodes under `dir` and initialises the cluster on node 1.
     pub(super) async fn start(dir: &Path, seed: u64) -> anyhow::Result<SimCluster> {
-        let raft_config = raft_config_with(Some(SNAPSHOT_LOGS))
+        let config = raft_config_with(Some(SNAPSHOT_LOGS))
             .map_err(|error| anyhow!("the simulation's Raft configuration: {error}"))?;
+        let raft_config = Arc::new(
+            openraft::Config {
+                max_in_snapshot_log_to_keep: LOG_KEPT_AFTER_SNAPSHOT,
+                ..(*config).clone()
+            }
+            .validate()
+            .map_err(|error| anyhow!("the simulation's Raft configuration: {error}"))?,
+        );
         let nodes = NODES
             .iter()
             .map(|&id| SimNode {
@@ -293,6 +331,11 @@ impl SimCluster {
                 faults: self.faults.clone(),
                 enable_fault_admin: false,
                 clock,
+                journal_source: Arc::new(PeerJournals {
+                    source: id,
+                    peers: self.peers.clone(),
+                    faults: self.faults.clone(),
+                }),
             },
             network,
             crashed_receiver.clone(),
@@ -300,7 +343,7 @@ impl SimCluster {
         )
         .await
         .with_context(|| format!("starting node {id}"))?;
-        lock(&self.peers).insert(id, raft.clone());
+        lock(&self.peers).insert(id, (raft.clone(), applied.clone()));
         *lock(&node.running) = Some(Running {
             raft,
             applied,

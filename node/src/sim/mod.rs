@@ -226,13 +226,14 @@ fn observe(cluster: &SimCluster) -> anyhow::Result<checker::Observed> {
     })
 }
 
-/// The heads of the nodes that are up.
-fn heads(cluster: &SimCluster) -> BTreeMap<NodeId, u64> {
+/// The journal head and first stored entry of each node that is up.
+fn heads(cluster: &SimCluster) -> BTreeMap<NodeId, (u64, u64)> {
     NODES
         .iter()
         .filter_map(|&id| {
             let applied = cluster.applied(id)?;
-            Some((id, applied.read(|ledger| ledger.head().index)))
+            let head = applied.read(|ledger| ledger.head().index);
+            Some((id, (head, applied.first_journal_index())))
         })
         .collect()
 }
@@ -291,12 +292,15 @@ async fn simulate(seed: u64, dir: &Path) -> anyhow::Result<SeedReport> {
     }
     let converged = wait_until(CONVERGE_WAIT, || {
         let heads = heads(&cluster);
-        heads.len() == NODES.len() && heads.values().min() == heads.values().max()
+        heads.len() == NODES.len()
+            && heads.values().min() == heads.values().max()
+            && heads.values().all(|&(_, first)| first == 1)
     })
     .await;
     if !converged {
         problems.push(format!(
-            "liveness: the nodes did not reach one head within {} s: {:?}",
+            "liveness: the nodes did not reach one head, each with the whole journal, within \
+             {} s: (head, first stored entry) by node {:?}",
             CONVERGE_WAIT.as_secs(),
             heads(&cluster)
         ));
@@ -439,7 +443,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     let f = &totals.faults;
     println!(
         "{} seeds: {} passed, {} failed{}; {} operations, {} acknowledged writes, {} reads \
-         checked; faults: {} partitions, {} one-way cuts, {} isolations, {} heals, {} loss \
+         checked, {} snapshot catch-ups; faults: {} partitions, {} one-way cuts, {} isolations, {} heals, {} loss \
          spells, {} delay spells, {} crashes, {} power losses, {} restarts, {} clock skews, {} \
          unsynced log bytes lost; {:.0} s simulated in {:.1} s",
         totals.seeds,
@@ -453,6 +457,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         totals.operations,
         totals.acknowledged_writes,
         totals.reads_checked,
+        f.snapshot_catch_ups,
         f.partitions,
         f.one_way_cuts,
         f.isolations,

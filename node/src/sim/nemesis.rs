@@ -11,7 +11,7 @@ use crate::network::DROP_PER_MILLION_MAX;
 use crate::raft_types::NodeId;
 use ledger::testing::Rng;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::AddAssign;
 use std::time::Duration;
 
@@ -30,6 +30,9 @@ pub struct FaultCounts {
     pub clock_skews: u64,
     /// Log bytes written but not synced that crashes threw away.
     pub unsynced_bytes_lost: u64,
+    /// Not a fault: how often a node was seen (between two faults) holding the journal only
+    /// from a snapshot on, having caught up by installing it.
+    pub snapshot_catch_ups: u64,
 }
 
 impl AddAssign for FaultCounts {
@@ -45,6 +48,7 @@ impl AddAssign for FaultCounts {
         self.restarts += other.restarts;
         self.clock_skews += other.clock_skews;
         self.unsynced_bytes_lost += other.unsynced_bytes_lost;
+        self.snapshot_catch_ups += other.snapshot_catch_ups;
     }
 }
 
@@ -70,8 +74,19 @@ pub(super) async fn run(
     counts: &mut FaultCounts,
 ) -> anyhow::Result<()> {
     let mut restart_at: BTreeMap<NodeId, u64> = BTreeMap::new();
+    let mut catching_up: BTreeSet<NodeId> = BTreeSet::new();
     while cluster.elapsed_ns() < until_ns {
         tokio::time::sleep(Duration::from_millis(200 + rng.below(1_300))).await;
+        for id in NODES {
+            let gap = cluster
+                .applied(id)
+                .is_some_and(|applied| applied.first_journal_index() > 1);
+            if gap && catching_up.insert(id) {
+                counts.snapshot_catch_ups += 1;
+            } else if !gap {
+                catching_up.remove(&id);
+            }
+        }
         let now = cluster.elapsed_ns();
         let due: Vec<NodeId> = restart_at
             .iter()

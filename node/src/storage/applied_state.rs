@@ -5,7 +5,9 @@
 //! (a sled batch covers a single tree):
 //! - `j ‖ journal index (u64 BE)` → `codec::encode(&JournalEntry)`: the journal.
 //! - `m/last_applied`, `m/membership`, `m/first_journal_index`: Raft's applied state and the
-//!   first journal index this node stores (later than 1 after a snapshot install).
+//!   first journal index this node stores (later than 1 after a snapshot install, until the
+//!   journal before it is fetched from peers: `server/backfill.rs`), and `m/journal_anchor`:
+//!   the installed snapshot's head, which that journal must chain to.
 //!
 //! The account → transfers index is in memory (`account_index.rs`), rebuilt with the ledger.
 //!
@@ -21,7 +23,7 @@ use super::{
 };
 use crate::raft_types::{NodeId, NodeInfo};
 use ledger::codec;
-use ledger::{JournalEntry, Ledger, TransferRecord};
+use ledger::{Head, JournalEntry, Ledger, TransferRecord};
 use openraft::{ErrorSubject, ErrorVerb, LogId, StorageError, StoredMembership};
 use std::fmt;
 use std::path::Path;
@@ -31,6 +33,9 @@ const JOURNAL_PREFIX: u8 = b'j';
 const META_LAST_APPLIED: &[u8] = b"m/last_applied";
 const META_MEMBERSHIP: &[u8] = b"m/membership";
 const META_FIRST_JOURNAL_INDEX: &[u8] = b"m/first_journal_index";
+/// After a snapshot install: the head of the installed snapshot (index and hash of the entry
+/// before `m/first_journal_index`), which the journal fetched from peers must chain to.
+const META_JOURNAL_ANCHOR: &[u8] = b"m/journal_anchor";
 
 /// Bytes of an encoded membership or log id we agree to decode.
 const META_VALUE_BYTES_MAX: usize = 1024 * 1024;
@@ -218,6 +223,7 @@ pub(crate) fn reset_to_snapshot(
         META_FIRST_JOURNAL_INDEX,
         codec::encode(&(ledger.head().index + 1)),
     );
+    batch.insert(META_JOURNAL_ANCHOR, codec::encode(&ledger.head()));
     let write_error =
         |error: sled::Error| io_error(ErrorSubject::StateMachine, ErrorVerb::Write, &error);
     tree.apply_batch(batch).map_err(write_error)?;
@@ -387,9 +393,71 @@ impl AppliedState {
         self.shared.read_state().last_applied
     }
 
-    /// The first journal index stored on this node (1 unless it installed a snapshot).
+    /// The first journal index stored on this node (1 unless it installed a snapshot and has
+    /// not yet fetched the journal before it).
     pub fn first_journal_index(&self) -> u64 {
         self.shared.read_state().first_journal_index
+    }
+
+    /// When this node lacks the start of the journal: the head of the snapshot it installed,
+    /// which the missing entries `1..=anchor.index` must chain to. `None` when the journal is
+    /// whole (or the snapshot was installed before anchors were recorded).
+    pub fn journal_gap(&self) -> Result<Option<Head>, ReadError> {
+        if self.first_journal_index() <= 1 {
+            return Ok(None);
+        }
+        self.stored_anchor()
+    }
+
+    fn stored_anchor(&self) -> Result<Option<Head>, ReadError> {
+        match self.shared.tree.get(META_JOURNAL_ANCHOR) {
+            Ok(Some(bytes)) => codec::decode(&bytes, META_VALUE_BYTES_MAX)
+                .map(Some)
+                .map_err(storage_error),
+            Ok(None) => Ok(None),
+            Err(error) => Err(storage_error(error)),
+        }
+    }
+
+    /// Stores `entries` (checked by the caller to chain from entry 1 towards `anchor`) in the
+    /// gap before the stored journal; with `complete` (they reach `anchor`) the journal is
+    /// whole again and reads may start at 1. Stores nothing and returns false when the gap
+    /// is no longer `anchor`'s (another snapshot was installed meanwhile) or an entry is
+    /// outside it.
+    pub fn fill_journal_gap(
+        &self,
+        anchor: Head,
+        entries: &[JournalEntry],
+        complete: bool,
+    ) -> Result<bool, StorageError<NodeId>> {
+        let write_error =
+            |error: sled::Error| io_error(ErrorSubject::StateMachine, ErrorVerb::Write, &error);
+        let mut state = self.shared.write_state()?;
+        let anchored = self
+            .stored_anchor()
+            .map_err(|error| corruption(ErrorSubject::StateMachine, error))?;
+        if state.first_journal_index != anchor.index + 1
+            || anchored != Some(anchor)
+            || entries
+                .iter()
+                .any(|entry| entry.body.index == 0 || entry.body.index > anchor.index)
+        {
+            return Ok(false);
+        }
+        let mut batch = sled::Batch::default();
+        for entry in entries {
+            batch.insert(&journal_key(entry.body.index), codec::encode(entry));
+        }
+        if complete {
+            batch.insert(META_FIRST_JOURNAL_INDEX, codec::encode(&1u64));
+            batch.remove(META_JOURNAL_ANCHOR);
+        }
+        self.shared.tree.apply_batch(batch).map_err(write_error)?;
+        self.shared.db.flush().map_err(write_error)?;
+        if complete {
+            state.first_journal_index = 1;
+        }
+        Ok(true)
     }
 
     /// Journal entries from `from_index` on (index 0 means 1), oldest first: at most
