@@ -12,6 +12,7 @@
 mod t10_single_thread_benches;
 mod t20_cluster_benches;
 mod t30_recovery;
+mod t40_soak;
 
 use serde_json::Value;
 use std::io::Read;
