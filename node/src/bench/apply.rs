@@ -120,6 +120,7 @@ pub(crate) fn run(args: &ApplyArgs) -> anyhow::Result<Report> {
         cny_accounts: ACCOUNTS_PER_PARTY,
         market: false,
         tokens: false,
+        vouchers: false,
     });
     let mut harness = Harness::new();
     for step in world.steps() {

@@ -30,6 +30,9 @@ const BASE_PORT_LAST: u16 = 31_000;
 /// How long a killed node may take to be reaped.
 const REAP_WAIT: Duration = Duration::from_secs(10);
 
+/// How often a starting or catching-up node is polled.
+const POLL: Duration = Duration::from_millis(20);
+
 /// How long the cluster may take to agree on one journal head after a run.
 pub(crate) const CONVERGE_WAIT: Duration = Duration::from_secs(120);
 
@@ -48,6 +51,8 @@ pub(crate) struct ClusterOptions {
 /// `GET /v1/cluster`, the parts the benches read.
 #[derive(Clone, Debug, Deserialize)]
 pub(crate) struct ClusterView {
+    /// The leader this node knows of, if any.
+    pub(crate) leader_id: Option<u64>,
     pub(crate) journal_head: ledger::Head,
 }
 
@@ -217,6 +222,44 @@ impl BenchCluster {
                 (node.id, peak)
             })
             .collect()
+    }
+
+    /// Waits (at most `wait`) until node `id` answers `GET /v1/health`; returns when it did.
+    pub(crate) async fn wait_serving(&self, id: u64, wait: Duration) -> anyhow::Result<Instant> {
+        let url = format!("{}/v1/health", self.url(id)?);
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Ok((200, _)) = self.http.get(&url).await {
+                return Ok(Instant::now());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "node {id} did not serve within {} s; see {}",
+                    wait.as_secs(),
+                    self.node(id)?.log.display()
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The first journal index node `id` stores (1 unless it installed a snapshot).
+    pub(crate) async fn first_journal_index(&self, id: u64) -> anyhow::Result<u64> {
+        let url = format!(
+            "{}/v1/journal?from=1&limit=1&consistency=local",
+            self.url(id)?
+        );
+        let (_, body) = self.http.get(&url).await.map_err(anyhow::Error::msg)?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&body).context("the journal answer is not JSON")?;
+        value["first_index"]
+            .as_u64()
+            .or_else(|| {
+                value["first_index"]
+                    .as_str()
+                    .and_then(|text| text.parse().ok())
+            })
+            .with_context(|| format!("no first_index in the journal answer: {value}"))
     }
 
     /// `GET /v1/cluster` of node `id`.

@@ -108,6 +108,7 @@ pub(crate) async fn run(args: &LedgerArgs) -> anyhow::Result<Report> {
         cny_accounts: ACCOUNTS_PER_PARTY,
         market: false,
         tokens: false,
+        vouchers: false,
     });
     println!(
         "bench ledger: starting 3 nodes; batch {}, {} clients",

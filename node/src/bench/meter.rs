@@ -92,6 +92,7 @@ pub(crate) async fn run(args: &MeterArgs) -> anyhow::Result<Report> {
         cny_accounts: 1,
         market: false,
         tokens: true,
+        vouchers: false,
     });
     println!(
         "bench meter: starting 3 nodes; {} events per request, {} clients",

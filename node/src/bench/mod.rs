@@ -9,7 +9,8 @@
 //! starts one, and each node's peak RSS), `http.rs` (a pooled HTTP client), `load.rs` (closed-
 //! and open-loop load from pre-signed requests), `world.rs` (parties, accounts and funds),
 //! `verify.rs` (replaying the journal to check the cluster's result), and one file per cluster
-//! bench: `ledger_load.rs`, `orders.rs`, `meter.rs`, `recovery.rs`.
+//! bench: `ledger_load.rs`, `orders.rs`, `meter.rs`, `recovery.rs`, and `soak.rs` (mixed load
+//! while nodes are killed and restarted; checks that no acknowledged write was lost).
 //!
 //! Every bench also checks its result (counts match, balances are conserved, replicas and books
 //! are equal) and fails if it is wrong; `--smoke` makes each one small enough for CI (seconds),
@@ -26,6 +27,7 @@ pub mod meter;
 pub mod orders;
 pub mod recovery;
 mod report;
+pub mod soak;
 mod verify;
 pub(crate) mod world;
 
@@ -54,6 +56,9 @@ pub enum BenchCommand {
     Meter(meter::MeterArgs),
     /// Restart and snapshot catch-up times of a node holding many transfers.
     Recovery(recovery::RecoveryArgs),
+    /// Mixed load while a random node is killed (SIGKILL) and restarted every few seconds;
+    /// checks that no acknowledged write was lost and that the replicas converge.
+    Soak(soak::SoakArgs),
 }
 
 /// Options every bench takes.
@@ -88,6 +93,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         BenchCommand::Orders(args) => (orders::run(&args).await?, args.common.json),
         BenchCommand::Meter(args) => (meter::run(&args).await?, args.common.json),
         BenchCommand::Recovery(args) => (recovery::run(&args).await?, args.common.json),
+        BenchCommand::Soak(args) => (soak::run(&args).await?, args.common.json),
     };
     report.print(json);
     Ok(ExitCode::SUCCESS)

@@ -73,43 +73,53 @@ fn check_batch(body: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// Order `n`, placed by party `n mod parties` (its position is returned with it): a buy or a
+/// sell, 90% good-till-cancelled limit orders within [`PRICE_SPREAD_TICKS`] of the mid (half of
+/// them past it, so they trade on arrival), 10% immediate-or-cancel market orders.
+pub(crate) fn order(world: &World, n: u64) -> (usize, OrderSpec) {
+    let mut rng = Rng(n.wrapping_mul(0x9e37_79b9) ^ 0x5eed);
+    let position = (n % world.parties.len() as u64) as usize;
+    let party = &world.parties[position];
+    let side = if rng.chance(50) {
+        Side::Buy
+    } else {
+        Side::Sell
+    };
+    let lots = 1 + rng.below(LOTS_MAX);
+    let (price, time_in_force) = if rng.chance(10) {
+        (None, TimeInForce::Ioc)
+    } else {
+        let offset = rng.below(2 * PRICE_SPREAD_TICKS + 1);
+        // Towards the order's own side of the mid, half of the range past it.
+        let price = match side {
+            Side::Buy => MID_PRICE_FEN + PRICE_SPREAD_TICKS / 2 - offset.min(MID_PRICE_FEN),
+            Side::Sell => MID_PRICE_FEN - PRICE_SPREAD_TICKS / 2 + offset,
+        };
+        (Some(price), TimeInForce::Gtc)
+    };
+    let spec = OrderSpec {
+        order_id: BENCH_TRANSFER_ID_START + u128::from(n),
+        product_id: PRODUCT.to_owned(),
+        side,
+        price,
+        quantity: u128::from(lots) * LOT_SIZE_GPU_S,
+        time_in_force,
+        post_only: false,
+        self_trade: SelfTrade::CancelTaker,
+        base_account_id: party.gpu,
+        quote_account_id: party.cny[0],
+        vouchers: Vec::new(),
+    };
+    (position, spec)
+}
+
 /// The request `k`: 64 orders, order `k*64 + j` signed by party `(k*64 + j) mod parties`.
 fn make_request(world: &World, k: u64, expires_at_ns: u64) -> Prepared {
     let commands = (0..ORDERS_PER_REQUEST)
         .map(|j| {
             let n = k * ORDERS_PER_REQUEST + j;
-            let mut rng = Rng(n.wrapping_mul(0x9e37_79b9) ^ 0x5eed);
-            let party = &world.parties[(n % world.parties.len() as u64) as usize];
-            let side = if rng.chance(50) {
-                Side::Buy
-            } else {
-                Side::Sell
-            };
-            let lots = 1 + rng.below(LOTS_MAX);
-            let (price, time_in_force) = if rng.chance(10) {
-                (None, TimeInForce::Ioc)
-            } else {
-                let offset = rng.below(2 * PRICE_SPREAD_TICKS + 1);
-                // Towards the order's own side of the mid, half of the range past it.
-                let price = match side {
-                    Side::Buy => MID_PRICE_FEN + PRICE_SPREAD_TICKS / 2 - offset.min(MID_PRICE_FEN),
-                    Side::Sell => MID_PRICE_FEN - PRICE_SPREAD_TICKS / 2 + offset,
-                };
-                (Some(price), TimeInForce::Gtc)
-            };
-            let order = OrderSpec {
-                order_id: BENCH_TRANSFER_ID_START + u128::from(n),
-                product_id: PRODUCT.to_owned(),
-                side,
-                price,
-                quantity: u128::from(lots) * LOT_SIZE_GPU_S,
-                time_in_force,
-                post_only: false,
-                self_trade: SelfTrade::CancelTaker,
-                base_account_id: party.gpu,
-                quote_account_id: party.cny[0],
-                vouchers: Vec::new(),
-            };
+            let (position, order) = order(world, n);
+            let party = &world.parties[position];
             party.key.sign(
                 party.id.clone(),
                 u128::from(n) + 1,
@@ -139,6 +149,7 @@ pub(crate) async fn run(args: &OrdersArgs) -> anyhow::Result<Report> {
         cny_accounts: 1,
         market: true,
         tokens: false,
+        vouchers: false,
     });
     println!(
         "bench orders: starting 3 nodes; {} clients, {ORDERS_PER_REQUEST} orders per request",

@@ -24,7 +24,7 @@ use super::report::{grouped, Latencies, Report};
 use super::world::{World, WorldSpec};
 use crate::cli::cluster as admin;
 use crate::cli::dev;
-use anyhow::{bail, Context};
+use anyhow::bail;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -93,24 +93,6 @@ fn newest_snapshot(data_dir: &Path) -> Option<(u64, u64)> {
         .max()
 }
 
-/// Waits until node `id` answers `GET /v1/health`; returns when it did.
-async fn wait_serving(cluster: &BenchCluster, id: u64) -> anyhow::Result<Instant> {
-    let url = format!("{}/v1/health", cluster.url(id)?);
-    let deadline = Instant::now() + RECOVERY_WAIT;
-    loop {
-        if let Ok((200, _)) = cluster.http.get(&url).await {
-            return Ok(Instant::now());
-        }
-        if Instant::now() >= deadline {
-            bail!(
-                "node {id} did not serve within {} s",
-                RECOVERY_WAIT.as_secs()
-            );
-        }
-        tokio::time::sleep(POLL).await;
-    }
-}
-
 /// Waits until node `id` has applied the leader's journal head as of now.
 async fn wait_caught_up(cluster: &BenchCluster, id: u64) -> anyhow::Result<Instant> {
     let leader = cluster.leader().await?;
@@ -131,25 +113,6 @@ async fn wait_caught_up(cluster: &BenchCluster, id: u64) -> anyhow::Result<Insta
         }
         tokio::time::sleep(POLL).await;
     }
-}
-
-/// The first journal index node `id` stores (1 unless it installed a snapshot).
-async fn first_journal_index(cluster: &BenchCluster, id: u64) -> anyhow::Result<u64> {
-    let url = format!(
-        "{}/v1/journal?from=1&limit=1&consistency=local",
-        cluster.url(id)?
-    );
-    let (_, body) = cluster.http.get(&url).await.map_err(anyhow::Error::msg)?;
-    let value: serde_json::Value =
-        serde_json::from_slice(&body).context("the journal answer is not JSON")?;
-    value["first_index"]
-        .as_u64()
-        .or_else(|| {
-            value["first_index"]
-                .as_str()
-                .and_then(|text| text.parse().ok())
-        })
-        .with_context(|| format!("no first_index in the journal answer: {value}"))
 }
 
 /// Runs the bench.
@@ -182,6 +145,7 @@ pub(crate) async fn run(args: &RecoveryArgs) -> anyhow::Result<Report> {
         cny_accounts: 16,
         market: false,
         tokens: false,
+        vouchers: false,
     });
     println!(
         "bench recovery: starting 3 nodes (a snapshot every {snapshot_logs} Raft entries); loading {} transfers",
@@ -264,7 +228,7 @@ pub(crate) async fn run(args: &RecoveryArgs) -> anyhow::Result<Report> {
     cluster.kill(restarted).await?;
     let started = Instant::now();
     cluster.spawn(restarted)?;
-    let serving = wait_serving(&cluster, restarted).await? - started;
+    let serving = cluster.wait_serving(restarted, RECOVERY_WAIT).await? - started;
     let caught_up = wait_caught_up(&cluster, restarted).await? - started;
     report.line(format!(
         "  restart            node {restarted} serves {:.2} s after start, at the leader's head {:.2} s after start",
@@ -322,7 +286,7 @@ pub(crate) async fn run(args: &RecoveryArgs) -> anyhow::Result<Report> {
     cluster.wipe(wiped)?;
     let started = Instant::now();
     cluster.spawn(wiped)?;
-    let serving_empty = wait_serving(&cluster, wiped).await? - started;
+    let serving_empty = cluster.wait_serving(wiped, RECOVERY_WAIT).await? - started;
     let member = cluster.node(wiped)?.member();
     dev::with_retries("adding a learner", || {
         admin::add_learner(&admin_client, &member)
@@ -334,7 +298,7 @@ pub(crate) async fn run(args: &RecoveryArgs) -> anyhow::Result<Report> {
     })
     .await?;
     let caught_up_empty = wait_caught_up(&cluster, wiped).await? - started;
-    let first_index = first_journal_index(&cluster, wiped).await?;
+    let first_index = cluster.first_journal_index(wiped).await?;
     let by_snapshot = first_index > 1;
     report.line(format!(
         "  snapshot catch-up  node {wiped} started empty: serves after {:.2} s, caught up as a learner after {:.2} s, at the leader's head after {:.2} s (snapshot of {} MiB; its journal starts at entry {first_index})",

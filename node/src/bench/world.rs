@@ -1,5 +1,6 @@
 //! The world a bench runs in: the operator, trading parties with funded accounts, and (for the
-//! market benches) a product, a token provider and its package.
+//! market benches) a product, a token provider and its package, and (for `soak`) a government
+//! with a voucher programme and one voucher per party.
 //!
 //! Parties sign with demo keys (`ledger::testing::demo_key`, derived from the party id: public
 //! knowledge, for tests, benchmarks and demos only). The world is a list of [`Step`]s, so the
@@ -10,6 +11,7 @@
 use ledger::shelf::{PackageSpec, PurchaseSpec};
 use ledger::testing::{demo_key, OPERATOR};
 use ledger::trading::ProductSpec;
+use ledger::vouchers::{Beneficiaries, Eligible, ProgrammeSpec, VoucherSpec};
 use ledger::{
     AccountFlags, AccountKind, Asset, Command, NewAccount, PartyId, Role, SigningKey, Transfer,
 };
@@ -29,6 +31,27 @@ pub(crate) const PACKAGE: &str = "bench-qwen";
 
 /// Tokens in one package: enough that no bench run exhausts a quota.
 pub(crate) const PACKAGE_TOKENS: u128 = 1_000_000_000_000_000;
+
+/// The government of the voucher programme, its CNY account, and the programme.
+pub(crate) const GOVERNMENT: &str = "bench-government";
+pub(crate) const GOVERNMENT_ACCOUNT: u128 = 900_001;
+pub(crate) const PROGRAMME: &str = "bench-programme";
+
+/// The programme's budget, and what each party's voucher holds (¥1,000,000): far more than a
+/// run redeems at 30% of ¥9.90 a purchase.
+const PROGRAMME_BUDGET_FEN: u128 = 1_000_000_000_000;
+pub(crate) const VOUCHER_FEN: u128 = 100_000_000;
+
+/// The programme pays 30% of a package, at most ¥2,000,000 per firm a year (the seeds' figures).
+const PROGRAMME_SHARE_BPS: u16 = 3_000;
+const PROGRAMME_CAP_PER_YEAR_FEN: u128 = 200_000_000;
+
+/// The programme and its vouchers run until 2100-01-01 UTC: fixed, so the world's steps are the
+/// same whenever they are built.
+pub(crate) const PROGRAMME_UNTIL_NS: u64 = 4_102_444_800 * 1_000_000_000;
+
+/// The id of the voucher of the party at position 0; the others follow.
+const WORLD_VOUCHER_ID_START: u128 = 20_000;
 
 /// Every party account gets this much of each of its assets from the mint.
 pub(crate) const FUNDS: u128 = 1_000_000_000_000_000;
@@ -50,6 +73,9 @@ pub(crate) struct WorldSpec {
     pub(crate) market: bool,
     /// Each party also gets a `TOK:qwen` account and buys one [`PACKAGE`] from [`PROVIDER`].
     pub(crate) tokens: bool,
+    /// [`GOVERNMENT`] runs [`PROGRAMME`], which pays 30% of [`PACKAGE`] purchases, and issues
+    /// each party one voucher of [`VOUCHER_FEN`] (needs `tokens`, which lists the package).
+    pub(crate) vouchers: bool,
 }
 
 /// One trading party of the world.
@@ -59,6 +85,8 @@ pub(crate) struct Party {
     pub(crate) cny: Vec<u128>,
     pub(crate) gpu: u128,
     pub(crate) tok: u128,
+    /// Its voucher, when the world has vouchers.
+    pub(crate) voucher: u128,
 }
 
 /// One step of building the world.
@@ -111,6 +139,7 @@ impl World {
                     cny: (0..spec.cny_accounts as u128).map(|a| base + a).collect(),
                     gpu: base + 900,
                     tok: base + 901,
+                    voucher: WORLD_VOUCHER_ID_START + position as u128,
                 }
             })
             .collect();
@@ -155,6 +184,19 @@ impl World {
                     accounts: vec![guarded(PROVIDER_ACCOUNT, Asset::Cny)],
                 }),
             });
+        }
+        if self.spec.vouchers {
+            steps.push(Step::Register {
+                party: GOVERNMENT.to_owned(),
+                role: Role::Government,
+            });
+            steps.push(Step::Command {
+                signer: GOVERNMENT.to_owned(),
+                command: Box::new(Command::CreateAccounts {
+                    accounts: vec![guarded(GOVERNMENT_ACCOUNT, Asset::Cny)],
+                }),
+            });
+            fund("CNY", GOVERNMENT_ACCOUNT, &mut funding);
         }
         for party in &self.parties {
             steps.push(Step::Register {
@@ -242,6 +284,50 @@ impl World {
                 });
             }
         }
+        if self.spec.vouchers {
+            steps.extend(self.voucher_steps());
+        }
+        steps
+    }
+
+    /// The programme and one voucher per party, signed by [`GOVERNMENT`].
+    fn voucher_steps(&self) -> Vec<Step> {
+        let programme = ProgrammeSpec {
+            programme_id: PROGRAMME.to_owned(),
+            title: "bench vouchers".to_owned(),
+            budget: PROGRAMME_BUDGET_FEN,
+            funding_account_id: GOVERNMENT_ACCOUNT,
+            eligible: Eligible {
+                products: Vec::new(),
+                packages: vec![PACKAGE.to_owned()],
+                assets: Vec::new(),
+            },
+            max_share_bps: PROGRAMME_SHARE_BPS,
+            cap_per_beneficiary_per_year: PROGRAMME_CAP_PER_YEAR_FEN,
+            valid_from_ns: 0,
+            valid_until_ns: PROGRAMME_UNTIL_NS,
+            beneficiaries: Beneficiaries::Role(Role::Sme),
+            stackable: false,
+        };
+        let government = || GOVERNMENT.to_owned();
+        let mut steps = vec![Step::Command {
+            signer: government(),
+            command: Box::new(Command::CreateProgramme { programme }),
+        }];
+        for party in &self.parties {
+            steps.push(Step::Command {
+                signer: government(),
+                command: Box::new(Command::IssueVoucher {
+                    voucher: VoucherSpec {
+                        voucher_id: party.voucher,
+                        programme_id: PROGRAMME.to_owned(),
+                        beneficiary: party.id.clone(),
+                        amount: VOUCHER_FEN,
+                        expires_at_ns: PROGRAMME_UNTIL_NS,
+                    },
+                }),
+            });
+        }
         steps
     }
 }
@@ -291,6 +377,7 @@ mod tests {
             cny_accounts: 2,
             market: true,
             tokens: true,
+            vouchers: true,
         });
         let mut harness = Harness::new();
         for step in world.steps() {
@@ -307,6 +394,10 @@ mod tests {
                 let account = ledger.account(*id).expect("opened");
                 assert!(account.balances.credits_posted > 0, "{id} funded");
             }
+        }
+        for party in &world.parties {
+            let voucher = &ledger.vouchers().vouchers[&party.voucher];
+            assert_eq!(voucher.spec.beneficiary, party.id);
         }
         assert_eq!(world.cny_accounts().len(), 6);
         ledger.check_invariants().unwrap();
