@@ -127,6 +127,12 @@ pub struct StateView {
     pub journal_head: Head,
     pub state_hash: Hash,
     pub last_applied: u64,
+    /// The first journal entry the node stores.
+    pub first_journal_index: u64,
+    /// Since the node process started: snapshots installed from a leader, and journal entries
+    /// fetched from peers to fill the gap before one.
+    pub snapshots_installed: u64,
+    pub journal_entries_fetched: u64,
 }
 
 /// The `200` answer to a write.

@@ -262,6 +262,15 @@ impl BenchCluster {
             .with_context(|| format!("no first_index in the journal answer: {value}"))
     }
 
+    /// How many snapshots node `id` installed from a leader since it started (`GET /v1/state`).
+    pub(crate) async fn snapshots_installed(&self, id: u64) -> anyhow::Result<u64> {
+        let url = format!("{}/v1/state", self.url(id)?);
+        let state: serde_json::Value = self.http.get_json(&url).await?;
+        state["snapshots_installed"]
+            .as_u64()
+            .with_context(|| format!("no snapshots_installed in the state answer: {state}"))
+    }
+
     /// `GET /v1/cluster` of node `id`.
     pub(crate) async fn view(&self, id: u64) -> anyhow::Result<ClusterView> {
         self.http

@@ -355,11 +355,15 @@ pub(crate) async fn state(State(api): State<ApiState>) -> Response {
     let work = move || {
         // `AppliedState::read` shows only the ledger; the state machine updates the ledger and
         // `last_applied` under this same lock, so reading both here is consistent.
+        let (snapshots_installed, journal_entries_fetched) = applied.catch_up_counts();
         let state = applied.shared.read_state();
         json!({
             "journal_head": state.ledger.head(),
             "state_hash": state.ledger.state_hash().to_string(),
             "last_applied": state.last_applied.map_or(0, |log_id| log_id.index),
+            "first_journal_index": state.first_journal_index,
+            "snapshots_installed": snapshots_installed,
+            "journal_entries_fetched": journal_entries_fetched,
         })
     };
     match crate::blocking::run(work).await {

@@ -351,10 +351,7 @@ mod tests {
         let mut ledger = Ledger::new();
         let mut ops = Vec::new();
         let mut journal = Vec::new();
-        for (n, (signer, command)) in setup_commands(&world(), SIM_EPOCH_NS)
-            .into_iter()
-            .enumerate()
-        {
+        for (n, (signer, command)) in setup_commands(&world()).into_iter().enumerate() {
             let n = n as u64;
             let signed = key_of(&signer).sign(
                 PartyId::new(&signer),

@@ -2,8 +2,8 @@
 //! of every request with its virtual invocation and completion times.
 //!
 //! The world is the benches' (`bench/world.rs`: SME parties with funded CNY and GPU-hour
-//! accounts, the `GPUH:H100/CNY` book, a token package) plus a government with a voucher
-//! programme for that package. Each client then loops until told to stop, picking by its own
+//! accounts, the `GPUH:H100/CNY` book, a token package, a government with a voucher programme
+//! for that package). Each client then loops until told to stop, picking by its own
 //! seeded stream: a transfer batch, a limit order, a voucher purchase (the government issues a
 //! voucher, the SME spends it on the package), a linearizable read of the journal head, or a
 //! linearizable read of an account. A write whose answer is lost is retried with the same
@@ -12,18 +12,18 @@
 //! This file records; it never judges (`checker.rs` does).
 
 use super::cluster::{Reply, SimCluster, NODES};
-use crate::bench::world::{key_of, transfer, World, WorldSpec, LOT_SIZE_GPU_S, PACKAGE, PRODUCT};
+use crate::bench::world::{
+    key_of, transfer, Step, World, WorldSpec, GOVERNMENT, LOT_SIZE_GPU_S, PACKAGE, PRODUCT,
+    PROGRAMME,
+};
 use crate::cli::commands::route_for;
 use crate::raft_types::NodeId;
 use anyhow::{anyhow, bail};
 use axum::http::Method;
 use ledger::testing::{Rng, OPERATOR};
 use ledger::trading::OrderSpec;
-use ledger::vouchers::{Beneficiaries, Eligible, ProgrammeSpec, VoucherSpec};
-use ledger::{
-    AccountFlags, AccountKind, Asset, Balances, Command, Hash, NewAccount, PartyId, Role,
-    SignedCommand,
-};
+use ledger::vouchers::VoucherSpec;
+use ledger::{Balances, Command, Hash, PartyId, SignedCommand};
 use market::book::{SelfTrade, Side, TimeInForce};
 use serde::Deserialize;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -32,13 +32,8 @@ use std::time::Duration;
 /// SME parties, one client each.
 pub(super) const CLIENTS: usize = 4;
 
-/// The government that funds the voucher programme.
-const GOVERNMENT: &str = "sim-government";
-const GOVERNMENT_ACCOUNT: u128 = 950_000;
-const PROGRAMME: &str = "sim-programme";
-
 /// Ids of the transfers, orders, purchases and vouchers clients make start here; client `c`
-/// uses `ID_START + c * ID_STRIDE` on.
+/// uses `ID_START + c * ID_STRIDE` on (the bench world's ids are all below it).
 const ID_START: u128 = 5_000_000_000_000;
 const ID_STRIDE: u128 = 1_000_000_000;
 
@@ -128,6 +123,7 @@ pub(super) fn world() -> World {
         cny_accounts: 2,
         market: true,
         tokens: true,
+        vouchers: true,
     })
 }
 
@@ -421,71 +417,23 @@ impl Client {
     }
 }
 
-/// The commands that build the world, each with its signer: genesis, the benches' world, then
-/// the government, its funded account and its voucher programme.
-pub(super) fn setup_commands(world: &World, wall_ns: u64) -> Vec<(String, Command)> {
+/// The commands that build the world, each with its signer: genesis, then the benches' world
+/// (with its government and voucher programme).
+pub(super) fn setup_commands(world: &World) -> Vec<(String, Command)> {
     let mut commands = vec![(OPERATOR.to_owned(), World::genesis())];
-    let register = |party: &str, role: Role| {
-        (
-            OPERATOR.to_owned(),
-            Command::RegisterParty {
-                party: PartyId::new(party),
-                role,
-                keys: vec![key_of(party).public_key()],
-            },
-        )
-    };
     for step in world.steps() {
         commands.push(match step {
-            crate::bench::world::Step::Register { party, role } => register(&party, role),
-            crate::bench::world::Step::Command { signer, command } => (signer, *command),
+            Step::Register { party, role } => (
+                OPERATOR.to_owned(),
+                Command::RegisterParty {
+                    party: PartyId::new(&party),
+                    role,
+                    keys: vec![key_of(&party).public_key()],
+                },
+            ),
+            Step::Command { signer, command } => (signer, *command),
         });
     }
-    commands.push(register(GOVERNMENT, Role::Government));
-    commands.push((
-        GOVERNMENT.to_owned(),
-        Command::CreateAccounts {
-            accounts: vec![NewAccount {
-                id: GOVERNMENT_ACCOUNT,
-                asset: Asset::Cny,
-                kind: AccountKind::Main,
-                flags: AccountFlags {
-                    debits_must_not_exceed_credits: true,
-                    ..AccountFlags::default()
-                },
-                reference: 0,
-            }],
-        },
-    ));
-    let mint = ledger::ids::system_account_id(&Asset::Cny, AccountKind::Mint);
-    commands.push((
-        OPERATOR.to_owned(),
-        Command::CreateTransfers {
-            transfers: vec![transfer(ID_START - 1, mint, GOVERNMENT_ACCOUNT, 1 << 60)],
-        },
-    ));
-    commands.push((
-        GOVERNMENT.to_owned(),
-        Command::CreateProgramme {
-            programme: ProgrammeSpec {
-                programme_id: PROGRAMME.to_owned(),
-                title: "simulated subsidy".to_owned(),
-                budget: 1 << 50,
-                funding_account_id: GOVERNMENT_ACCOUNT,
-                eligible: Eligible {
-                    products: Vec::new(),
-                    packages: vec![PACKAGE.to_owned()],
-                    assets: Vec::new(),
-                },
-                max_share_bps: 3_000,
-                cap_per_beneficiary_per_year: 1 << 50,
-                valid_from_ns: wall_ns.saturating_sub(3_600 * 1_000_000_000),
-                valid_until_ns: wall_ns + 365 * 24 * 3_600 * 1_000_000_000,
-                beneficiaries: Beneficiaries::Role(Role::Sme),
-                stackable: false,
-            },
-        },
-    ));
     commands
 }
 
@@ -498,7 +446,7 @@ pub(super) async fn build_world(
 ) -> anyhow::Result<()> {
     let mut client = Client::new(0, 0);
     client.next_nonce = 1;
-    for (signer, command) in setup_commands(world, cluster.wall_ns()) {
+    for (signer, command) in setup_commands(world) {
         let name = command.name();
         let signed = client.sign(cluster, &signer, command);
         let mut accepted = false;

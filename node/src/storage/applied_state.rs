@@ -27,6 +27,7 @@ use ledger::{Head, JournalEntry, Ledger, TransferRecord};
 use openraft::{ErrorSubject, ErrorVerb, LogId, StorageError, StoredMembership};
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 const JOURNAL_PREFIX: u8 = b'j';
@@ -78,6 +79,10 @@ pub(crate) struct Shared {
     /// Notified when enough journal has been applied since the last snapshot that a restart
     /// would replay too much of it (`SnapshotDue`).
     pub snapshot_due: Arc<tokio::sync::Notify>,
+    /// Since this process opened the store: snapshots installed from a leader, and journal
+    /// entries fetched from peers to fill the gap before one (`GET /v1/state`).
+    pub snapshots_installed: AtomicU64,
+    pub journal_entries_fetched: AtomicU64,
 }
 
 impl Shared {
@@ -457,7 +462,19 @@ impl AppliedState {
         if complete {
             state.first_journal_index = 1;
         }
+        self.shared
+            .journal_entries_fetched
+            .fetch_add(entries.len() as u64, Ordering::Relaxed);
         Ok(true)
+    }
+
+    /// Snapshots installed from a leader and journal entries fetched from peers since this
+    /// process opened the store.
+    pub fn catch_up_counts(&self) -> (u64, u64) {
+        (
+            self.shared.snapshots_installed.load(Ordering::Relaxed),
+            self.shared.journal_entries_fetched.load(Ordering::Relaxed),
+        )
     }
 
     /// Journal entries from `from_index` on (index 0 means 1), oldest first: at most

@@ -24,6 +24,7 @@ use openraft::{
 };
 use std::io::Cursor;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 /// The state machine of one node.
@@ -59,6 +60,8 @@ impl StateMachineStore {
                 tree,
                 state: RwLock::new(state),
                 snapshot_due: Arc::new(tokio::sync::Notify::new()),
+                snapshots_installed: AtomicU64::new(0),
+                journal_entries_fetched: AtomicU64::new(0),
             }),
             snapshots: Arc::new(snapshots),
         })
@@ -259,6 +262,7 @@ fn install_snapshot(
         journal_bytes_since_snapshot: 0,
         snapshot_requested: false,
     };
+    shared.snapshots_installed.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
 
