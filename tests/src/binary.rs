@@ -62,3 +62,12 @@ fn build() -> PathBuf {
     executable
         .unwrap_or_else(|| panic!("cargo built no `cbank` executable; its messages:\n{stdout}"))
 }
+
+/// The JSON object a `cbank` command printed on the last line of `stdout` (`--json`); panics,
+/// showing both outputs, if there is none.
+pub fn last_line_json(stdout: &str, stderr: &str) -> serde_json::Value {
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|error| {
+        panic!("the last line is not JSON ({error}):\n{stdout}\n--- stderr ---\n{stderr}")
+    })
+}

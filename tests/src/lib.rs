@@ -49,7 +49,7 @@ pub use api::{
     Api, ApiError, ClusterView, JournalPage, MemberView, RawResponse, SseEvent, StateView,
     WriteResponse,
 };
-pub use binary::cbank_binary;
+pub use binary::{cbank_binary, last_line_json};
 pub use check::{check_exactly_once, ExactlyOnce};
 pub use client::{Attempt, Client, TransferError, TransferSpec};
 pub use cluster::{Cluster, Options, CONVERGE_TIMEOUT, LEADER_TIMEOUT, START_TIMEOUT};

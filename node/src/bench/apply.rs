@@ -11,7 +11,7 @@
 //! account negative). This file never touches the network or the disk.
 
 use super::report::{grouped, Latencies, Report};
-use super::world::{transfer, Step, World, WorldSpec, BENCH_TRANSFER_ID_START};
+use super::world::{transfer, World, WorldSpec, BENCH_TRANSFER_ID_START};
 use ledger::testing::Harness;
 use ledger::{Command, SignedCommand};
 use std::time::{Duration, Instant};
@@ -122,15 +122,7 @@ pub(crate) fn run(args: &ApplyArgs) -> anyhow::Result<Report> {
         tokens: false,
         vouchers: false,
     });
-    let mut harness = Harness::new();
-    for step in world.steps() {
-        match step {
-            Step::Register { party, role } => harness.add_party(&party, role),
-            Step::Command { signer, command } => {
-                harness.expect_accepted(&signer, *command);
-            }
-        }
-    }
+    let mut harness = super::world::harness_with(&world);
     println!(
         "bench apply: signing {} commands of {} transfers",
         grouped(batches),

@@ -861,7 +861,6 @@ pub(crate) async fn run(args: &SoakArgs) -> anyhow::Result<Report> {
 mod tests {
     use super::*;
     use crate::bench::verify::EntryMark;
-    use crate::bench::world::Step;
     use ledger::testing::Harness;
     use ledger::JournalEntry;
 
@@ -874,15 +873,7 @@ mod tests {
             tokens: true,
             vouchers: true,
         });
-        let mut harness = Harness::new();
-        for step in world.steps() {
-            match step {
-                Step::Register { party, role } => harness.add_party(&party, role),
-                Step::Command { signer, command } => {
-                    harness.expect_accepted(&signer, *command);
-                }
-            }
-        }
+        let harness = crate::bench::world::harness_with(&world);
         (world, harness)
     }
 

@@ -332,6 +332,21 @@ impl World {
     }
 }
 
+/// Builds `world` in a local ledger: a `Harness` (whose genesis is [`World::genesis`]) with
+/// every step applied, each accepted (`cbank bench apply` and the unit tests).
+pub(crate) fn harness_with(world: &World) -> ledger::testing::Harness {
+    let mut harness = ledger::testing::Harness::new();
+    for step in world.steps() {
+        match step {
+            Step::Register { party, role } => harness.add_party(&party, role),
+            Step::Command { signer, command } => {
+                harness.expect_accepted(&signer, *command);
+            }
+        }
+    }
+    harness
+}
+
 /// A single-phase transfer of `amount` (code 1, no reference).
 pub(crate) fn transfer(
     id: u128,
@@ -365,7 +380,6 @@ pub(crate) fn key_of(party: &str) -> SigningKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ledger::testing::Harness;
 
     #[test]
     fn the_world_builds_in_a_ledger() {
@@ -379,15 +393,7 @@ mod tests {
             tokens: true,
             vouchers: true,
         });
-        let mut harness = Harness::new();
-        for step in world.steps() {
-            match step {
-                Step::Register { party, role } => harness.add_party(&party, role),
-                Step::Command { signer, command } => {
-                    harness.expect_accepted(&signer, *command);
-                }
-            }
-        }
+        let harness = harness_with(&world);
         let ledger = &harness.ledger;
         for party in &world.parties {
             for id in party.cny.iter().chain([&party.gpu]) {

@@ -23,13 +23,7 @@ pub struct Run {
 impl Run {
     /// The JSON object on the last line of stdout (panics, showing the output, if there is none).
     pub fn json(&self) -> Value {
-        let last = self.stdout.lines().last().unwrap_or_default();
-        serde_json::from_str(last).unwrap_or_else(|error| {
-            panic!(
-                "the last line is not JSON ({error}):\n{}\n--- stderr ---\n{}",
-                self.stdout, self.stderr
-            )
-        })
+        tests::last_line_json(&self.stdout, &self.stderr)
     }
 }
 
