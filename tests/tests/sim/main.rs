@@ -27,9 +27,16 @@ impl Run {
     }
 }
 
-/// Runs `cbank sim <args>` to the end, its node files under a temporary folder.
+/// Runs `cbank sim <args>` to the end, its node files under a temporary folder (in
+/// `/dev/shm` when there is one: the simulated nodes fsync thousands of times per seed).
 pub fn sim(args: &[&str]) -> Run {
-    let dir = tempfile::tempdir().expect("a temporary folder");
+    let shm = std::path::Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    }
+    .expect("a temporary folder");
     let output = Command::new(tests::cbank_binary())
         .arg("sim")
         .args(args)
