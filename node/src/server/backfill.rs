@@ -1,13 +1,17 @@
-//! Journal backfill: a node that caught up by installing a snapshot stores the journal only
-//! after the snapshot; this fetches the entries before it from its peers, checks that they
-//! chain from entry 1 to the snapshot's head (`AppliedState::journal_gap`), and stores them.
+//! Journal backfill: a node that caught up by installing a snapshot keeps the journal it
+//! held from entry 1 and stores the snapshot's successors, with a gap between them up to the
+//! snapshot's head (`AppliedState::journal_gap`). This fetches the gap from its peers, checks
+//! that the entries chain on from the entry before the gap to the snapshot's head, and stores
+//! them.
 //!
 //! Without it, once every node had installed a snapshot no node held the start of the
-//! journal, and no auditor could export it: `cbank sim` found that (seed 11 of the CI seeds,
-//! `spec/simulation.md`). A node trusts nothing it fetches: every entry is checked against the
-//! hash chain, which ends at the snapshot head the node already holds, so a peer can only fail
-//! to help, never plant an entry. The node serves reads from `first_journal_index` on
-//! meanwhile, and says so when asked for earlier entries.
+//! journal, and no auditor could export it: `cbank sim` found that (seed 11), and then that an
+//! install must not delete the journal a node kept, since a peer may need it to fill its own
+//! gap (seed 2003277; `spec/simulation.md`). A node trusts nothing it fetches: every entry is
+//! checked against the hash chain, which ends at the snapshot head the node already holds, so
+//! a peer can only fail to help, never plant an entry. Pages from several peers may fill one
+//! gap. Meanwhile the node serves the journal it has (before the gap, and from
+//! `first_journal_index` on) and says so when asked for an entry in the gap.
 //!
 //! Peers are asked over HTTP (`GET /v1/journal/raw`, their own stored journal, never
 //! forwarded); the simulator supplies its own [`JournalSource`].
@@ -106,27 +110,35 @@ impl JournalSource for HttpJournalSource {
     }
 }
 
-/// Fills the gap before `anchor` from `peer`, page by page. Each page must continue the chain
-/// from the one before (entry 1 follows the empty head) and the last must end at `anchor`.
+/// Fills the journal gap from `peer`, page by page, from where it starts now (a fill from
+/// another peer may have got part of the way). Each page must continue the chain from the
+/// entry before the gap (entry 1 follows the empty head), and the last must end at the
+/// anchor.
 async fn fill_from(
     applied: &AppliedState,
     source: &dyn JournalSource,
     peer: NodeId,
     info: &NodeInfo,
-    anchor: Head,
 ) -> Result<(), String> {
-    let mut head = Head::default();
-    while head.index < anchor.index {
-        let wanted = usize::try_from(anchor.index - head.index)
+    loop {
+        let Some((gap_start, anchor)) = applied.journal_gap().map_err(|error| error.to_string())?
+        else {
+            return Ok(());
+        };
+        let mut head = match gap_start.checked_sub(1).filter(|&index| index > 0) {
+            None => Head::default(),
+            Some(index) => applied
+                .stored_head(index)
+                .map_err(|error| error.to_string())?
+                .ok_or_else(|| format!("journal entry {index}, before the gap, is not stored"))?,
+        };
+        let wanted = usize::try_from(anchor.index + 1 - gap_start)
             .unwrap_or(usize::MAX)
             .min(BACKFILL_PAGE_ENTRIES);
-        let mut entries = source.fetch(peer, info, head.index + 1, wanted).await?;
+        let mut entries = source.fetch(peer, info, gap_start, wanted).await?;
         entries.truncate(wanted);
         if entries.is_empty() {
-            return Err(format!(
-                "node {peer} has no journal entry {}",
-                head.index + 1
-            ));
+            return Err(format!("node {peer} has no journal entry {gap_start}"));
         }
         head = verify_chain(head, &entries)
             .map_err(|error| format!("node {peer}'s journal does not chain: {error}"))?;
@@ -141,16 +153,15 @@ async fn fill_from(
         let applied = applied.clone();
         let stored = crate::blocking::run(move || {
             applied
-                .fill_journal_gap(anchor, &entries, complete)
+                .fill_journal_gap(gap_start, anchor, &entries, complete)
                 .map_err(|error| error.to_string())
         })
         .await
         .map_err(|error| format!("storing the fetched journal: {error}"))??;
         if !stored {
-            return Err("another snapshot was installed meanwhile".to_owned());
+            return Err("the gap changed meanwhile (another snapshot was installed)".to_owned());
         }
     }
-    Ok(())
 }
 
 /// Until `stop` turns true: every `BACKFILL_RETRY`, if this node lacks the start of the
@@ -168,7 +179,7 @@ pub(crate) async fn run(
             () = tokio::time::sleep(BACKFILL_RETRY) => {}
         }
         let anchor = match applied.journal_gap() {
-            Ok(Some(anchor)) => anchor,
+            Ok(Some((_, anchor))) => anchor,
             Ok(None) => continue,
             Err(error) => {
                 tracing::warn!(%error, "cannot read the journal gap");
@@ -184,7 +195,7 @@ pub(crate) async fn run(
             .map(|(id, info)| (*id, info.clone()))
             .collect();
         for (peer, info) in peers {
-            match fill_from(&applied, source.as_ref(), peer, &info, anchor).await {
+            match fill_from(&applied, source.as_ref(), peer, &info).await {
                 Ok(()) => {
                     tracing::info!(
                         peer,

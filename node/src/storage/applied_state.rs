@@ -6,8 +6,9 @@
 //! - `j ‖ journal index (u64 BE)` → `codec::encode(&JournalEntry)`: the journal.
 //! - `m/last_applied`, `m/membership`, `m/first_journal_index`: Raft's applied state and the
 //!   first journal index this node stores (later than 1 after a snapshot install, until the
-//!   journal before it is fetched from peers: `server/backfill.rs`), and `m/journal_anchor`:
-//!   the installed snapshot's head, which that journal must chain to.
+//!   journal before it is fetched from peers: `server/backfill.rs`), and `m/journal_gap`: the
+//!   missing range, from the end of the journal the node kept to the installed snapshot's head
+//!   (the anchor), which the fetched entries must chain to.
 //!
 //! The account → transfers index is in memory (`account_index.rs`), rebuilt with the ledger.
 //!
@@ -34,9 +35,10 @@ const JOURNAL_PREFIX: u8 = b'j';
 const META_LAST_APPLIED: &[u8] = b"m/last_applied";
 const META_MEMBERSHIP: &[u8] = b"m/membership";
 const META_FIRST_JOURNAL_INDEX: &[u8] = b"m/first_journal_index";
-/// After a snapshot install: the head of the installed snapshot (index and hash of the entry
-/// before `m/first_journal_index`), which the journal fetched from peers must chain to.
-const META_JOURNAL_ANCHOR: &[u8] = b"m/journal_anchor";
+/// After a snapshot install, `(gap start, anchor)`: this node stores the journal up to the gap
+/// start (exclusive) and from `m/first_journal_index` on; the gap ends at the anchor, the
+/// installed snapshot's head, which the entries fetched from peers must chain to.
+const META_JOURNAL_GAP: &[u8] = b"m/journal_gap";
 
 /// Bytes of an encoded membership or log id we agree to decode.
 const META_VALUE_BYTES_MAX: usize = 1024 * 1024;
@@ -216,24 +218,38 @@ pub(crate) fn reset_to_snapshot(
     tree: &sled::Tree,
     ledger: &Ledger,
     header: &SnapshotHeader,
+    keep_through: u64,
 ) -> Result<(), StorageError<NodeId>> {
     let read_error =
         |error: sled::Error| io_error(ErrorSubject::StateMachine, ErrorVerb::Read, &error);
+    let anchor = ledger.head();
+    // Committed entries never change, so the journal this node holds from entry 1 stays: it is
+    // part of the same history, and a peer may need it to fill its own gap.
+    let keep_through = keep_through.min(anchor.index);
     let mut batch = sled::Batch::default();
-    for key in tree.scan_prefix([JOURNAL_PREFIX]).keys() {
+    let start = journal_key(keep_through.saturating_add(1));
+    for key in tree.range(start..=journal_key(u64::MAX)).keys() {
         batch.remove(key.map_err(read_error)?);
     }
     record_applied(&mut batch, header.last_applied, &header.membership);
-    batch.insert(
-        META_FIRST_JOURNAL_INDEX,
-        codec::encode(&(ledger.head().index + 1)),
-    );
-    batch.insert(META_JOURNAL_ANCHOR, codec::encode(&ledger.head()));
+    batch.insert(META_FIRST_JOURNAL_INDEX, codec::encode(&(anchor.index + 1)));
+    batch.insert(META_JOURNAL_GAP, codec::encode(&(keep_through + 1, anchor)));
     let write_error =
         |error: sled::Error| io_error(ErrorSubject::StateMachine, ErrorVerb::Write, &error);
     tree.apply_batch(batch).map_err(write_error)?;
     shared_db.flush().map_err(write_error)?;
     Ok(())
+}
+
+/// The journal gap recorded in `tree` (`m/journal_gap`), if any.
+pub(crate) fn stored_gap(tree: &sled::Tree) -> Result<Option<(u64, Head)>, ReadError> {
+    match tree.get(META_JOURNAL_GAP) {
+        Ok(Some(bytes)) => codec::decode(&bytes, META_VALUE_BYTES_MAX)
+            .map(Some)
+            .map_err(storage_error),
+        Ok(None) => Ok(None),
+        Err(error) => Err(storage_error(error)),
+    }
 }
 
 /// Rebuilds the in-memory state at start-up: the newest snapshot, then the journal after it.
@@ -253,7 +269,9 @@ pub(crate) fn recover(
                 "the state store is behind the newest snapshot; resetting it to the snapshot"
             );
             let ledger = restore_ledger(file)?;
-            reset_to_snapshot(db, tree, &ledger, &file.header)?;
+            // What sled kept of the journal is not known here without a scan: keep none of it
+            // (the gap is fetched from peers like any other).
+            reset_to_snapshot(db, tree, &ledger, &file.header, 0)?;
             let first_journal_index = ledger.head().index + 1;
             return Ok(MachineState {
                 account_index: AccountIndex::build(&ledger),
@@ -404,33 +422,44 @@ impl AppliedState {
         self.shared.read_state().first_journal_index
     }
 
-    /// When this node lacks the start of the journal: the head of the snapshot it installed,
-    /// which the missing entries `1..=anchor.index` must chain to. `None` when the journal is
-    /// whole (or the snapshot was installed before anchors were recorded).
-    pub fn journal_gap(&self) -> Result<Option<Head>, ReadError> {
+    /// When this node lacks part of the journal (it installed a snapshot): `(gap start,
+    /// anchor)`, the entries `gap start..=anchor.index` are missing and must chain to the
+    /// anchor, the installed snapshot's head. `None` when the journal is whole.
+    pub fn journal_gap(&self) -> Result<Option<(u64, Head)>, ReadError> {
         if self.first_journal_index() <= 1 {
             return Ok(None);
         }
-        self.stored_anchor()
+        self.stored_gap()
     }
 
-    fn stored_anchor(&self) -> Result<Option<Head>, ReadError> {
-        match self.shared.tree.get(META_JOURNAL_ANCHOR) {
-            Ok(Some(bytes)) => codec::decode(&bytes, META_VALUE_BYTES_MAX)
-                .map(Some)
-                .map_err(storage_error),
-            Ok(None) => Ok(None),
-            Err(error) => Err(storage_error(error)),
-        }
+    fn stored_gap(&self) -> Result<Option<(u64, Head)>, ReadError> {
+        stored_gap(&self.shared.tree)
     }
 
-    /// Stores `entries` (checked by the caller to chain from entry 1 towards `anchor`) in the
-    /// gap before the stored journal; with `complete` (they reach `anchor`) the journal is
-    /// whole again and reads may start at 1. Stores nothing and returns false when the gap
-    /// is no longer `anchor`'s (another snapshot was installed meanwhile) or an entry is
-    /// outside it.
+    /// The head (index and hash) of stored journal entry `index`, whatever the gap: where a
+    /// fill of the gap starting after it must chain from.
+    pub fn stored_head(&self, index: u64) -> Result<Option<Head>, ReadError> {
+        let Some(value) = self
+            .shared
+            .tree
+            .get(journal_key(index))
+            .map_err(storage_error)?
+        else {
+            return Ok(None);
+        };
+        let entry: JournalEntry =
+            codec::decode(&value, JOURNAL_ENTRY_BYTES_MAX).map_err(storage_error)?;
+        Ok((entry.body.index == index).then(|| entry.head()))
+    }
+
+    /// Stores `entries` (checked by the caller to chain on from entry `gap_start - 1` towards
+    /// `anchor`) at the start of the gap `(gap_start, anchor)`; with `complete` (they reach
+    /// `anchor`) the journal is whole again and reads may start at 1. Stores nothing and
+    /// returns false when the gap is no longer that one (another fill or snapshot came
+    /// meanwhile) or the entries do not start it consecutively.
     pub fn fill_journal_gap(
         &self,
+        gap_start: u64,
         anchor: Head,
         entries: &[JournalEntry],
         complete: bool,
@@ -438,14 +467,19 @@ impl AppliedState {
         let write_error =
             |error: sled::Error| io_error(ErrorSubject::StateMachine, ErrorVerb::Write, &error);
         let mut state = self.shared.write_state()?;
-        let anchored = self
-            .stored_anchor()
+        let stored = self
+            .stored_gap()
             .map_err(|error| corruption(ErrorSubject::StateMachine, error))?;
+        let consecutive = entries
+            .iter()
+            .zip(gap_start..)
+            .all(|(entry, index)| entry.body.index == index);
+        let end = gap_start + entries.len() as u64;
         if state.first_journal_index != anchor.index + 1
-            || anchored != Some(anchor)
-            || entries
-                .iter()
-                .any(|entry| entry.body.index == 0 || entry.body.index > anchor.index)
+            || stored != Some((gap_start, anchor))
+            || !consecutive
+            || end > anchor.index + 1
+            || complete != (end == anchor.index + 1)
         {
             return Ok(false);
         }
@@ -455,7 +489,9 @@ impl AppliedState {
         }
         if complete {
             batch.insert(META_FIRST_JOURNAL_INDEX, codec::encode(&1u64));
-            batch.remove(META_JOURNAL_ANCHOR);
+            batch.remove(META_JOURNAL_GAP);
+        } else {
+            batch.insert(META_JOURNAL_GAP, codec::encode(&(end, anchor)));
         }
         self.shared.tree.apply_batch(batch).map_err(write_error)?;
         self.shared.db.flush().map_err(write_error)?;
@@ -487,10 +523,17 @@ impl AppliedState {
     ) -> Result<Vec<JournalEntry>, ReadError> {
         let from_index = from_index.max(1);
         let first_journal_index = self.first_journal_index();
+        let mut last_index = u64::MAX;
         if from_index < first_journal_index {
-            return Err(ReadError::JournalNotStored {
-                first_journal_index,
-            });
+            // Before a gap this node still stores the journal it kept: serve it up to the gap.
+            match self.stored_gap()? {
+                Some((gap_start, _)) if from_index < gap_start => last_index = gap_start - 1,
+                _ => {
+                    return Err(ReadError::JournalNotStored {
+                        first_journal_index,
+                    })
+                }
+            }
         }
         let count_max = count_max.min(JOURNAL_PAGE_ENTRIES_MAX);
         let mut entries = Vec::new();
@@ -498,7 +541,7 @@ impl AppliedState {
         for item in self
             .shared
             .tree
-            .range(journal_key(from_index)..=journal_key(u64::MAX))
+            .range(journal_key(from_index)..=journal_key(last_index))
         {
             if entries.len() >= count_max {
                 break;

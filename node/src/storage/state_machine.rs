@@ -246,7 +246,21 @@ fn install_snapshot(
         ));
     }
     let mut state = shared.write_state()?;
-    applied_state::reset_to_snapshot(&shared.db, &shared.tree, &ledger, &file.header)?;
+    // The journal this node holds from entry 1 on: up to its head, or up to its own gap.
+    let keep_through = if state.first_journal_index <= 1 {
+        state.ledger.head().index
+    } else {
+        applied_state::stored_gap(&shared.tree)
+            .map_err(|error| corruption(subject.clone(), error))?
+            .map_or(0, |(gap_start, _)| gap_start - 1)
+    };
+    applied_state::reset_to_snapshot(
+        &shared.db,
+        &shared.tree,
+        &ledger,
+        &file.header,
+        keep_through,
+    )?;
     let first_journal_index = ledger.head().index + 1;
     tracing::info!(
         last_applied = ?file.header.last_applied,

@@ -4,11 +4,13 @@
 //! - `t10_seeds`: 50 seeds under every kind of fault, every one judged by the history checker;
 //!   all must pass, and every kind of fault must have been injected.
 //! - `t20_reproducible`: one seed run twice gives the same history digest.
+//! - `t30_regressions`: the seeds that found bugs, run again by name.
 //!
 //! Run with `cargo test --workspace --test sim`.
 
 mod t10_seeds;
 mod t20_reproducible;
+mod t30_regressions;
 
 use serde_json::Value;
 use std::process::{Command, Stdio};
