@@ -211,15 +211,17 @@ fn restore_ledger(file: &SnapshotFile) -> Result<Ledger, StorageError<NodeId>> {
     })
 }
 
-/// Replaces everything sled holds with the state of a snapshot: no journal (its entries are in
-/// the snapshot, not here) and the snapshot's applied state.
+/// Replaces what sled holds with the state of a snapshot: the snapshot's applied state, the
+/// journal kept from entry 1 through `keep_through`, and the gap after it up to the snapshot's
+/// head (filled later from peers: `server/backfill.rs`). Returns the first journal index the
+/// node now stores after the gap (1 when there is none).
 pub(crate) fn reset_to_snapshot(
     shared_db: &sled::Db,
     tree: &sled::Tree,
     ledger: &Ledger,
     header: &SnapshotHeader,
     keep_through: u64,
-) -> Result<(), StorageError<NodeId>> {
+) -> Result<u64, StorageError<NodeId>> {
     let read_error =
         |error: sled::Error| io_error(ErrorSubject::StateMachine, ErrorVerb::Read, &error);
     let anchor = ledger.head();
@@ -232,13 +234,24 @@ pub(crate) fn reset_to_snapshot(
         batch.remove(key.map_err(read_error)?);
     }
     record_applied(&mut batch, header.last_applied, &header.membership);
-    batch.insert(META_FIRST_JOURNAL_INDEX, codec::encode(&(anchor.index + 1)));
-    batch.insert(META_JOURNAL_GAP, codec::encode(&(keep_through + 1, anchor)));
+    // The node may already hold every entry the snapshot covers (the Raft entries it lacked
+    // carried no commands): then there is no gap.
+    let first_journal_index = if keep_through == anchor.index {
+        batch.remove(META_JOURNAL_GAP);
+        1
+    } else {
+        batch.insert(META_JOURNAL_GAP, codec::encode(&(keep_through + 1, anchor)));
+        anchor.index + 1
+    };
+    batch.insert(
+        META_FIRST_JOURNAL_INDEX,
+        codec::encode(&first_journal_index),
+    );
     let write_error =
         |error: sled::Error| io_error(ErrorSubject::StateMachine, ErrorVerb::Write, &error);
     tree.apply_batch(batch).map_err(write_error)?;
     shared_db.flush().map_err(write_error)?;
-    Ok(())
+    Ok(first_journal_index)
 }
 
 /// The journal gap recorded in `tree` (`m/journal_gap`), if any.
@@ -271,8 +284,7 @@ pub(crate) fn recover(
             let ledger = restore_ledger(file)?;
             // What sled kept of the journal is not known here without a scan: keep none of it
             // (the gap is fetched from peers like any other).
-            reset_to_snapshot(db, tree, &ledger, &file.header, 0)?;
-            let first_journal_index = ledger.head().index + 1;
+            let first_journal_index = reset_to_snapshot(db, tree, &ledger, &file.header, 0)?;
             return Ok(MachineState {
                 account_index: AccountIndex::build(&ledger),
                 ledger,

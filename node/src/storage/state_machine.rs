@@ -254,14 +254,13 @@ fn install_snapshot(
             .map_err(|error| corruption(subject.clone(), error))?
             .map_or(0, |(gap_start, _)| gap_start - 1)
     };
-    applied_state::reset_to_snapshot(
+    let first_journal_index = applied_state::reset_to_snapshot(
         &shared.db,
         &shared.tree,
         &ledger,
         &file.header,
         keep_through,
     )?;
-    let first_journal_index = ledger.head().index + 1;
     tracing::info!(
         last_applied = ?file.header.last_applied,
         journal_head = ledger.head().index,
