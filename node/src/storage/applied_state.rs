@@ -451,6 +451,12 @@ impl AppliedState {
     /// The head (index and hash) of stored journal entry `index`, whatever the gap: where a
     /// fill of the gap starting after it must chain from.
     pub fn stored_head(&self, index: u64) -> Result<Option<Head>, ReadError> {
+        Ok(self.stored_entry(index)?.map(|entry| entry.head()))
+    }
+
+    /// Journal entry `index` as sled holds it, whatever the first stored index; an entry
+    /// stored under another index is corruption.
+    fn stored_entry(&self, index: u64) -> Result<Option<JournalEntry>, ReadError> {
         let Some(value) = self
             .shared
             .tree
@@ -461,7 +467,13 @@ impl AppliedState {
         };
         let entry: JournalEntry =
             codec::decode(&value, JOURNAL_ENTRY_BYTES_MAX).map_err(storage_error)?;
-        Ok((entry.body.index == index).then(|| entry.head()))
+        if entry.body.index != index {
+            return Err(ReadError::Storage(format!(
+                "journal entry {} found where {index} was expected",
+                entry.body.index
+            )));
+        }
+        Ok(Some(entry))
     }
 
     /// Stores `entries` (checked by the caller to chain on from entry `gap_start - 1` towards
@@ -587,23 +599,7 @@ impl AppliedState {
                 first_journal_index,
             });
         }
-        let Some(value) = self
-            .shared
-            .tree
-            .get(journal_key(index))
-            .map_err(storage_error)?
-        else {
-            return Ok(None);
-        };
-        let entry: JournalEntry =
-            codec::decode(&value, JOURNAL_ENTRY_BYTES_MAX).map_err(storage_error)?;
-        if entry.body.index != index {
-            return Err(ReadError::Storage(format!(
-                "journal entry {} found where {index} was expected",
-                entry.body.index
-            )));
-        }
-        Ok(Some(entry))
+        self.stored_entry(index)
     }
 
     /// Transfers applied to `account_id` (as debit or credit account), oldest first (in the
